@@ -1,0 +1,191 @@
+"""The contract every source reader implements: columnar batches out, nothing else.
+
+A source module (one per kind, e.g. ``sources/faiss.py``) defines one subclass of
+:class:`Source`.  Heavy optional libraries are imported inside its methods, never at
+module level, so ``cortex`` starts fast and a missing extra fails with a clear message
+(:func:`require`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from cortex.errors import MissingExtraError, SourceError
+
+DISTANCES = ("cosine", "dot", "euclid", "manhattan")
+
+
+@dataclass
+class Rejected:
+    """One source record that could not be migrated (goes to the dead-letter file)."""
+
+    location: str  # where it was, e.g. "export.jsonl:17" or "vectors/a.npy"
+    reason: str  # why, with the fix where there is one
+    id: Any = None  # the source id, when it could be read
+    raw: Any = None  # the original record (JSON-able) when available
+
+
+@dataclass
+class Batch:
+    """A columnar slice of a source.
+
+    ``ids[i]``, ``vectors[i]`` and ``payloads[i]`` describe one point.  ``vectors`` is a
+    2-D array (float32 preferred; the pipeline casts and validates).  ``rejected`` holds
+    records of this slice that the reader could not parse at all; they count as read.
+    ``cursor`` is an opaque, JSON-able position *after* this batch: passing it back as
+    ``Source.batches(resume=cursor)`` continues right after it.
+    """
+
+    ids: list[Any]
+    vectors: np.ndarray
+    payloads: list[dict[str, Any]] | None = None
+    rejected: list[Rejected] = field(default_factory=list)
+    locations: list[str] | None = None  # per-row record location, for error messages
+    cursor: Any = None
+    sparse: dict[str, list[tuple[list[int], list[float]]]] | None = None  # name -> per-row (idx, val)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def read(self) -> int:
+        return len(self.ids) + len(self.rejected)
+
+    def location(self, i: int) -> str:
+        if self.locations is not None:
+            return self.locations[i]
+        return f"record id={self.ids[i]!r}"
+
+
+@dataclass
+class SourceInfo:
+    """What a source knows about itself before reading."""
+
+    kind: str
+    name: str
+    dim: int | None = None
+    distance: str | None = None  # one of DISTANCES, or None when the source does not store it
+    count: int | None = None  # records, when known cheaply
+    warnings: list[str] = field(default_factory=list)
+    lossy: bool = False  # vectors are approximations of the originals (PQ, SQ, f16, i8 ...)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SourceOptions:
+    """Options any source may read; each source uses the ones that apply to it."""
+
+    ids: str | None = None  # npy matrix: ids file (.npy or .txt)
+    payloads: str | None = None  # npy matrix: payloads JSONL, one object per row
+    metadata: str | None = None  # FAISS: metadata JSON keyed by id
+    dimensions: int | None = None  # Annoy (not stored in file); checks elsewhere
+    distance: str | None = None  # hnswlib / Annoy (not stored); overrides a source's own
+    collection: str | None = None  # Chroma / Milvus / Qdrant source collection
+    table: str | None = None  # pgvector / LanceDB table
+    query: str | None = None  # pgvector: a SELECT instead of a table
+    vector_column: str | None = None
+    id_column: str | None = None
+    trust_pickle: bool = False  # LangChain FAISS: index.pkl is a pickle, which runs code
+    api_key: str | None = None  # Qdrant server source
+    extra: dict[str, str] = field(default_factory=dict)  # --source-opt key=value
+
+
+class Source(ABC):
+    """A reader of one kind of vector store."""
+
+    kind: ClassVar[str]  # e.g. "jsonl"; what --source-type takes
+    extra: ClassVar[str | None] = None  # pip extra that brings its library, e.g. "faiss"
+    description: ClassVar[str] = ""
+
+    def __init__(self, path: str, options: SourceOptions | None = None) -> None:
+        self.path = path
+        self.options = options or SourceOptions()
+
+    @classmethod
+    @abstractmethod
+    def detect(cls, path: str) -> bool:
+        """Cheaply tell whether ``path`` looks like this kind (no heavy imports)."""
+
+    @abstractmethod
+    def info(self) -> SourceInfo:
+        """Dimension, distance and count where known; raise SourceError when unreadable."""
+
+    @abstractmethod
+    def batches(self, batch_size: int, resume: Any = None) -> Iterator[Batch]:
+        """Yield batches of at most ``batch_size`` rows, starting after ``resume``."""
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Identity of the source's content, to refuse resuming onto a changed source."""
+        return file_fingerprint(self.path)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[list[list[Any]], np.ndarray]:
+        """The old system's own search: per query, the top-k source ids and scores.
+
+        Sources without a native search raise NotImplementedError; callers then fall
+        back to exact numpy search over the source vectors.
+        """
+        raise NotImplementedError
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release files, connections or temporary copies."""
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def require(module: str, extra: str, kind: str) -> Any:
+    """Import an optional dependency or fail with the pip command that brings it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingExtraError(
+            f"the {kind} source needs the '{module}' package: pip install 'cortex[{extra}]' ({e})"
+        ) from e
+
+
+def file_fingerprint(path: str) -> dict[str, Any]:
+    """Path, size, mtime and a hash of the first/last 64 KiB of each file under ``path``."""
+    p = Path(path)
+    if not p.exists():
+        return {"path": str(path)}
+    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
+    h = hashlib.sha256()
+    total = 0
+    newest = 0.0
+    for f in files:
+        st = f.stat()
+        total += st.st_size
+        newest = max(newest, st.st_mtime)
+        h.update(f"{f.relative_to(p) if p.is_dir() else f.name}:{st.st_size}".encode())
+        if len(files) <= 64:  # sample contents of small trees; big trees rely on names/sizes
+            with open(f, "rb") as fh:
+                h.update(fh.read(65536))
+                if st.st_size > 131072:
+                    fh.seek(-65536, os.SEEK_END)
+                    h.update(fh.read(65536))
+    return {
+        "path": str(p.resolve()),
+        "files": len(files),
+        "size": total,
+        "mtime": newest,
+        "sample_sha256": h.hexdigest(),
+    }
+
+
+def check_exists(path: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise SourceError(f"{path}: no such file or directory; check the --source path")
+    return p

@@ -1,0 +1,144 @@
+"""JSONL of ``{"id", "vector", "payload"}`` per line: the seed's export format."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from cortex.errors import SourceError
+from cortex.sources.base import Batch, Rejected, Source, SourceInfo, check_exists
+
+
+def count_lines(path: str) -> int:
+    n = 0
+    last = b"\n"
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            n += chunk.count(b"\n")
+            last = chunk[-1:]
+    return n + (last != b"\n")
+
+
+def parse_record(obj: Any, where: str) -> tuple[Any, Any, dict[str, Any]]:
+    """(id, vector, payload) of one JSON object, or ValueError with what is wrong."""
+    if not isinstance(obj, dict):
+        raise ValueError("line is not a JSON object")
+    if "id" not in obj or obj["id"] is None:
+        raise ValueError('missing "id"')
+    vec = obj.get("vector")
+    if not isinstance(vec, list) or not vec:
+        raise ValueError('missing or empty "vector" (expected a list of numbers)')
+    payload = obj.get("payload") or {}
+    if not isinstance(payload, dict):
+        raise ValueError('"payload" must be a JSON object')
+    return obj["id"], vec, payload
+
+
+class JsonlSource(Source):
+    kind = "jsonl"
+    description = 'JSONL lines of {"id", "vector", "payload"} (the seed export format)'
+
+    @classmethod
+    def detect(cls, path: str) -> bool:
+        p = Path(path)
+        if not p.is_file():
+            return False
+        if p.suffix.lower() in (".jsonl", ".ndjson"):
+            return True
+        if p.suffix.lower() == ".json":
+            with open(p, "rb") as f:
+                head = f.readline(1 << 20)
+            try:
+                obj = orjson.loads(head)
+            except orjson.JSONDecodeError:
+                return False
+            return isinstance(obj, dict) and "vector" in obj
+        return False
+
+    def info(self) -> SourceInfo:
+        check_exists(self.path)
+        dim = None
+        with open(self.path, "rb") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    _, vec, _ = parse_record(orjson.loads(line), "")
+                    dim = len(vec)
+                    break
+                except (orjson.JSONDecodeError, ValueError):
+                    if lineno > 1000:
+                        break
+        count = count_lines(self.path)
+        if count == 0:
+            raise SourceError(f"{self.path}: the file is empty; nothing to migrate")
+        if dim is None:
+            raise SourceError(
+                f"{self.path}: no valid record in the first lines; "
+                'expected one JSON object per line like {"id": 1, "vector": [...], "payload": {...}}'
+            )
+        return SourceInfo(kind=self.kind, name=self.path, dim=dim, count=count)
+
+    def batches(self, batch_size: int, resume: Any = None) -> Iterator[Batch]:
+        check_exists(self.path)
+        offset, lineno = (resume["offset"], resume["line"]) if resume else (0, 0)
+        dim: int | None = None
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            ids: list[Any] = []
+            vecs: list[list[float]] = []
+            payloads: list[dict[str, Any]] = []
+            locs: list[str] = []
+            rejected: list[Rejected] = []
+            for line in f:
+                lineno += 1
+                offset += len(line)
+                where = f"{self.path}:{lineno}"
+                if line.strip():
+                    try:
+                        obj = orjson.loads(line)
+                    except orjson.JSONDecodeError as e:
+                        rejected.append(Rejected(where, f"malformed JSON ({e})", raw=line.decode("utf-8", "replace")))
+                        obj = None
+                    if obj is not None:
+                        try:
+                            rid, vec, payload = parse_record(obj, where)
+                            dim = dim or len(vec)
+                            if len(vec) != dim:
+                                raise ValueError(f"vector has {len(vec)} dimensions, earlier records have {dim}")
+                            ids.append(rid)
+                            vecs.append(vec)
+                            payloads.append(payload)
+                            locs.append(where)
+                        except ValueError as e:
+                            rejected.append(Rejected(where, str(e), id=obj.get("id") if isinstance(obj, dict) else None, raw=obj))
+                if len(ids) + len(rejected) >= batch_size:
+                    yield self._batch(ids, vecs, payloads, locs, rejected, {"offset": offset, "line": lineno})
+                    ids, vecs, payloads, locs, rejected = [], [], [], [], []
+            if ids or rejected:
+                yield self._batch(ids, vecs, payloads, locs, rejected, {"offset": offset, "line": lineno})
+
+    @staticmethod
+    def _batch(ids, vecs, payloads, locs, rejected, cursor) -> Batch:
+        try:
+            arr = np.asarray(vecs, dtype=np.float32) if vecs else np.empty((0, 0), np.float32)
+        except (ValueError, TypeError):
+            # Some vector holds a non-number: convert row by row and reject the bad ones.
+            keep: list[int] = []
+            rows = []
+            for i, v in enumerate(vecs):
+                try:
+                    rows.append(np.asarray(v, dtype=np.float32))
+                    keep.append(i)
+                except (ValueError, TypeError):
+                    rejected.append(Rejected(locs[i], "vector holds a non-numeric value", id=ids[i],
+                                             raw={"id": ids[i], "vector": v, "payload": payloads[i]}))
+            ids = [ids[i] for i in keep]
+            payloads = [payloads[i] for i in keep]
+            locs = [locs[i] for i in keep]
+            arr = np.stack(rows) if rows else np.empty((0, 0), np.float32)
+        return Batch(ids=ids, vectors=arr, payloads=payloads, rejected=rejected, locations=locs, cursor=cursor)
