@@ -47,8 +47,8 @@ def map_id(source_id: Any) -> tuple[int | str, bool]:
 
 def map_ids(source_ids: list[Any]) -> tuple[list[int | str], list[bool]]:
     """Vector form of :func:`map_id`, fast path for numpy integer arrays."""
-    if isinstance(source_ids, np.ndarray) and source_ids.dtype.kind in "iu":
-        if source_ids.dtype.kind == "u" or (len(source_ids) and source_ids.min() >= 0) or not len(source_ids):
+    if (isinstance(source_ids, np.ndarray) and source_ids.dtype.kind in "iu"
+            and (source_ids.dtype.kind == "u" or not len(source_ids) or source_ids.min() >= 0)):
             return source_ids.tolist(), [True] * len(source_ids)
     out: list[int | str] = []
     kept: list[bool] = []

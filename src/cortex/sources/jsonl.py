@@ -115,7 +115,8 @@ class JsonlSource(Source):
                             payloads.append(payload)
                             locs.append(where)
                         except ValueError as e:
-                            rejected.append(Rejected(where, str(e), id=obj.get("id") if isinstance(obj, dict) else None, raw=obj))
+                            rid = obj.get("id") if isinstance(obj, dict) else None
+                            rejected.append(Rejected(where, str(e), id=rid, raw=obj))
                 if len(ids) + len(rejected) >= batch_size:
                     yield self._batch(ids, vecs, payloads, locs, rejected, {"offset": offset, "line": lineno})
                     ids, vecs, payloads, locs, rejected = [], [], [], [], []

@@ -1,0 +1,472 @@
+"""The ``cortex`` command: ``cortex qdrant <command>``; each command is one call into ``cortex.api``.
+
+Exit codes: 0 ok; 1 a check failed (verify/compare); 2 bad input or usage; 3 target
+unreachable or refused; 4 conflict (collection differs, busy, source changed);
+5 migrated but some records were rejected (see the dead-letter file); 130/143 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cortex import __version__
+from cortex.errors import CortexError, ExitCode
+
+app = typer.Typer(help="Cortex: move vector collections into Qdrant, fast, resumable and provably intact.",
+                  no_args_is_help=True, add_completion=False, rich_markup_mode="rich")
+qdrant = typer.Typer(help="Migrate into Qdrant, then verify, inspect and optimize the result.",
+                     no_args_is_help=True, rich_markup_mode="rich")
+app.add_typer(qdrant, name="qdrant")
+
+out = Console()
+err = Console(stderr=True)
+PARTIAL = 5  # exit code: finished, but records were rejected
+
+# -- shared options -----------------------------------------------------------------------
+PathOpt = Annotated[str | None, typer.Option("--path", envvar="QDRANT_PATH", help="Embedded Qdrant storage "
+                                             "directory (default ./qdrant_storage).", rich_help_panel="Target")]
+UrlOpt = Annotated[str | None, typer.Option("--url", envvar="QDRANT_URL", help="Qdrant server URL, e.g. "
+                                            "http://localhost:6333 (unset: embedded).", rich_help_panel="Target")]
+KeyOpt = Annotated[str | None, typer.Option("--api-key", envvar="QDRANT_API_KEY", help="Qdrant API key.",
+                                            rich_help_panel="Target")]
+GrpcOpt = Annotated[bool, typer.Option("--prefer-grpc/--no-prefer-grpc", help="Use gRPC for the server.",
+                                       rich_help_panel="Target")]
+GrpcPortOpt = Annotated[int, typer.Option("--grpc-port", help="Server gRPC port.", rich_help_panel="Target")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+SourceTypeOpt = Annotated[str | None, typer.Option("--source-type", help="Source kind (default: detected).",
+                                                   rich_help_panel="Source")]
+IdsOpt = Annotated[str | None, typer.Option("--ids", help="npy matrix: ids file (.npy or .txt).",
+                                            rich_help_panel="Source")]
+PayloadsOpt = Annotated[str | None, typer.Option("--payloads", help="npy matrix: payloads JSONL, a line per row.",
+                                                 rich_help_panel="Source")]
+MetadataOpt = Annotated[str | None, typer.Option("--metadata", help="FAISS: metadata JSON keyed by id.",
+                                                 rich_help_panel="Source")]
+DimsOpt = Annotated[int | None, typer.Option("--dimensions", help="Annoy: vector dimension (not in the file).",
+                                             rich_help_panel="Source")]
+SrcCollOpt = Annotated[str | None, typer.Option("--source-collection", help="Chroma/Milvus/Qdrant source "
+                                                "collection.", rich_help_panel="Source")]
+TableOpt = Annotated[str | None, typer.Option("--table", help="pgvector/LanceDB table.", rich_help_panel="Source")]
+QueryOpt = Annotated[str | None, typer.Option("--query", help="pgvector: a SELECT to read instead of a table.",
+                                              rich_help_panel="Source")]
+VecColOpt = Annotated[str | None, typer.Option("--vector-column", help="Vector column (Parquet, pgvector, ...).",
+                                               rich_help_panel="Source")]
+IdColOpt = Annotated[str | None, typer.Option("--id-column", help="Id column (Parquet, pgvector, ...).",
+                                              rich_help_panel="Source")]
+PickleOpt = Annotated[bool, typer.Option("--trust-pickle", help="LangChain FAISS: allow loading index.pkl "
+                                         "(unpickling runs code: only for folders you trust).",
+                                         rich_help_panel="Source")]
+SourceOptOpt = Annotated[list[str] | None, typer.Option("--source-opt", help="Extra source option KEY=VALUE "
+                                                        "(repeatable).", rich_help_panel="Source")]
+IdFieldOpt = Annotated[str, typer.Option("--id-field", help="Payload field that keeps a remapped original id.")]
+
+
+def source_options(ids=None, payloads=None, metadata=None, dimensions=None, distance=None, source_collection=None,
+                   table=None, query=None, vector_column=None, id_column=None, trust_pickle=False,
+                   source_opt=None, api_key=None):
+    from cortex.sources import SourceOptions
+
+    extra = {}
+    for kv in source_opt or []:
+        if "=" not in kv:
+            raise CortexError(f"--source-opt {kv!r}: expected KEY=VALUE")
+        k, v = kv.split("=", 1)
+        extra[k.strip()] = v
+    return SourceOptions(ids=ids, payloads=payloads, metadata=metadata, dimensions=dimensions, distance=distance,
+                         collection=source_collection, table=table, query=query, vector_column=vector_column,
+                         id_column=id_column, trust_pickle=trust_pickle, extra=extra, api_key=api_key)
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Typed errors become ``Error: ...`` on stderr and their exit code; never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CortexError as e:
+            err.print(f"[red]Error:[/red] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("Interrupted.")
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
+
+    return wrapper
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(orjson.dumps(obj, default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+                     .decode() + "\n")
+
+
+class RichProgress:
+    """A rich progress bar on stderr with rate (points/s) and ETA; silent when not a terminal."""
+
+    def __init__(self, label: str, enabled: bool | None = None) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.enabled = err.is_terminal if enabled is None else enabled
+        self._p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                           TaskProgressColumn(), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                           TextColumn("ETA"), TimeRemainingColumn(), console=err, disable=not self.enabled,
+                           refresh_per_second=4)
+        self.label = label
+        self._task: Any = None
+
+    def start(self, total: int | None, done: int = 0) -> None:
+        self._p.start()
+        self._task = self._p.add_task(self.label, total=total, completed=done, rate="")
+        self._t0 = self._p.get_time()
+        self._done0 = done
+
+    def advance(self, n: int) -> None:
+        self._p.advance(self._task, n)
+        task = self._p.tasks[0]
+        dt = self._p.get_time() - self._t0
+        if dt > 0:
+            self._p.update(self._task, rate=f"{(task.completed - self._done0) / dt:,.0f} pts/s")
+
+    def stop(self) -> None:
+        self._p.stop()
+
+
+def _target_kw(path, url, api_key, prefer_grpc, grpc_port) -> dict[str, Any]:
+    return dict(path=path, url=url, api_key=api_key, prefer_grpc=prefer_grpc, grpc_port=grpc_port)
+
+
+# -- migrate ------------------------------------------------------------------------------
+@qdrant.command(epilog="Example: cortex qdrant migrate --source export.jsonl --target code_vectors --batch-size 500")
+@handle_errors
+def migrate(
+    source: Annotated[str, typer.Option("--source", "-s", help="What to migrate: a file, directory or URL.")],
+    target: Annotated[str, typer.Option("--target", "-t", help="Qdrant collection to write into.")],
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Points per upsert.", min=1)] = 500,
+    workers: Annotated[int, typer.Option("--workers", help="Parallel writers.", min=1)] = 2,
+    distance: Annotated[str | None, typer.Option("--distance", help="cosine|dot|euclid|manhattan (default: the "
+                                                 "source's, else cosine).")] = None,
+    id_field: IdFieldOpt = "source_id",
+    defer_indexing: Annotated[bool, typer.Option("--defer-indexing/--no-defer-indexing",
+                                                 help="Build the HNSW index once after the load.")] = True,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read and validate everything; write nothing.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad record.")] = False,
+    dead_letter: Annotated[str | None, typer.Option("--dead-letter", help="Where rejected records go (JSONL; "
+                                                    "default .cortex/dead-letter/).")] = None,
+    state_dir: Annotated[str, typer.Option("--state-dir", help="Checkpoints and locks.")] = ".cortex",
+    restart: Annotated[bool, typer.Option("--restart", help="Ignore the checkpoint; start over.")] = False,
+    retries: Annotated[int, typer.Option("--retries", help="Retries of a transient target fault.")] = 8,
+    retry_max_seconds: Annotated[float, typer.Option("--retry-max-seconds", help="Longest wait between "
+                                                     "retries.")] = 30.0,
+    json_out: JsonOpt = False,
+    source_type: SourceTypeOpt = None, ids: IdsOpt = None, payloads: PayloadsOpt = None,
+    metadata: MetadataOpt = None, dimensions: DimsOpt = None, source_collection: SrcCollOpt = None,
+    table: TableOpt = None, query: QueryOpt = None, vector_column: VecColOpt = None, id_column: IdColOpt = None,
+    trust_pickle: PickleOpt = False, source_opt: SourceOptOpt = None,
+    path: PathOpt = None, url: UrlOpt = None, api_key: KeyOpt = None, prefer_grpc: GrpcOpt = True,
+    grpc_port: GrpcPortOpt = 6334,
+) -> None:
+    """Migrate a vector store into a Qdrant collection (created when missing), resumably.
+
+    Re-running the same command resumes from its checkpoint. Ctrl-C stops cleanly and
+    prints the command that resumes.
+    """
+    from cortex import api
+
+    opts = source_options(ids, payloads, metadata, dimensions, distance, source_collection, table, query,
+                          vector_column, id_column, trust_pickle, source_opt)
+    stop = threading.Event()
+    got: list[int] = []
+    command = "cortex " + shlex.join(sys.argv[1:]) if sys.argv and "cortex" in Path(sys.argv[0]).name else None
+    command = command or "the same cortex qdrant migrate command"
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if got:  # second signal: leave now; the last checkpoint stays usable
+            os._exit(128 + signum)
+        got.append(signum)
+        stop.set()
+        err.print(f"\n{signal.Signals(signum).name}: finishing the batches in flight and saving the checkpoint "
+                  "(again to quit at once)")
+
+    old = {}
+    if threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGINT, signal.SIGTERM):
+            old[s] = signal.signal(s, on_signal)
+    try:
+        summary = api.migrate(
+            source, target, source_type=source_type, options=opts, batch_size=batch_size, workers=workers,
+            distance=distance, id_field=id_field, defer_indexing=defer_indexing, dry_run=dry_run, strict=strict,
+            dead_letter=dead_letter, state_dir=state_dir, restart=restart, retries=retries,
+            retry_max_seconds=retry_max_seconds, progress=RichProgress(f"migrate → {target}"), stop=stop,
+            on_event=lambda m: err.print(m, highlight=False), command=command,
+            **_target_kw(path, url, api_key, prefer_grpc, grpc_port))
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    d = summary.to_dict()
+    d["counts_add_up"] = summary.counts_add_up
+    if json_out:
+        emit_json(d)
+    else:
+        t = Table(title=f"{summary.source} → {summary.collection} ({summary.target})", show_header=False)
+        for k in ("status", "read", "written", "rejected", "skipped", "duplicates", "seconds", "points_per_second"):
+            t.add_row(k.replace("_", " "), f"{d[k]:,}" if isinstance(d[k], int | float) else str(d[k]))
+        if summary.dry_run:
+            t.add_row("dry run", "nothing was written")
+        if summary.dead_letter:
+            t.add_row("dead letter", summary.dead_letter)
+        out.print(t)
+        for w in summary.warnings:
+            err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+        if summary.duplicates:
+            err.print(f"[yellow]{summary.duplicates} duplicate id(s) in the source; the last one won[/yellow] "
+                      f"(e.g. {', '.join(map(str, summary.duplicate_examples[:5]))})", highlight=False)
+    if summary.status == "interrupted":
+        code = 128 + (got[0] if got else signal.SIGINT)
+        err.print(f"Interrupted at {summary.read:,} records; the checkpoint is saved. Resume with:\n  {command}",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(code)
+    if summary.rejected:
+        err.print(f"[yellow]{summary.rejected} record(s) rejected[/yellow]; see {summary.dead_letter}",
+                  highlight=False)
+        raise typer.Exit(PARTIAL)
+
+
+# -- verify -------------------------------------------------------------------------------
+@qdrant.command(epilog="Example: cortex qdrant verify --collection code_vectors --source export.jsonl")
+@handle_errors
+def verify(
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Qdrant collection to check.")],
+    source: Annotated[str | None, typer.Option("--source", "-s", help="Compare against this source.")] = None,
+    sample: Annotated[int, typer.Option("--sample", help="Source points to compare (without --full).")] = 100,
+    full: Annotated[bool, typer.Option("--full", help="Compare every point, and list extra ids.")] = False,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Max abs vector difference.")] = 1e-5,
+    report: Annotated[str | None, typer.Option("--report", help="Write the full JSON report here.")] = None,
+    id_field: IdFieldOpt = "source_id",
+    json_out: JsonOpt = False,
+    source_type: SourceTypeOpt = None, ids: IdsOpt = None, payloads: PayloadsOpt = None,
+    metadata: MetadataOpt = None, dimensions: DimsOpt = None,
+    distance: Annotated[str | None, typer.Option("--distance", help="Source distance where not stored.",
+                                                 rich_help_panel="Source")] = None,
+    source_collection: SrcCollOpt = None, table: TableOpt = None, query: QueryOpt = None,
+    vector_column: VecColOpt = None, id_column: IdColOpt = None, trust_pickle: PickleOpt = False,
+    source_opt: SourceOptOpt = None,
+    path: PathOpt = None, url: UrlOpt = None, api_key: KeyOpt = None, prefer_grpc: GrpcOpt = True,
+    grpc_port: GrpcPortOpt = 6334,
+) -> None:
+    """Check a collection: counts, sampled points and a search; with --source, that it equals the source."""
+    from cortex import api
+
+    opts = source_options(ids, payloads, metadata, dimensions, distance, source_collection, table, query,
+                          vector_column, id_column, trust_pickle, source_opt)
+    rep = api.verify(collection, source=source, source_type=source_type, options=opts, sample=sample, full=full,
+                     tolerance=tolerance, id_field=id_field,
+                     progress=RichProgress(f"verify {collection}") if source else None,
+                     **_target_kw(path, url, api_key, prefer_grpc, grpc_port))
+    d = rep.to_dict()
+    if report:
+        Path(report).write_bytes(orjson.dumps(d, default=str, option=orjson.OPT_INDENT_2))
+    if json_out:
+        emit_json(d)
+    else:
+        t = Table(title=f"verify {collection} ({rep.mode})", show_header=False)
+        rows = [("result", "[green]OK[/green]" if rep.ok else "[red]FAILED[/red]"),
+                ("expected count", rep.expected_count), ("actual count", rep.actual_count),
+                ("checked points", rep.checked), ("missing", rep.missing), ("extra", rep.extra),
+                ("vector mismatches", rep.vector_mismatches), ("payload mismatches", rep.payload_mismatches),
+                ("invalid source records", rep.source_invalid), ("seconds", rep.seconds)]
+        for k, v in rows:
+            if v is not None:
+                t.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
+        out.print(t)
+        for s in rep.samples:
+            out.print(f"  {s}", highlight=False)
+        for p in rep.problems[:20]:
+            out.print(f"  [red]{p.kind}[/red] {p.id if p.id is not None else ''} {p.detail}", highlight=False)
+        more = len(rep.problems) - 20 + rep.problems_truncated
+        if more > 0:
+            out.print(f"  ... {more} more" + (f" (all in {report})" if report else " (use --report FILE)"))
+    if not rep.ok:
+        raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+# -- status -------------------------------------------------------------------------------
+@qdrant.command(epilog="Example: cortex qdrant status --detailed")
+@handle_errors
+def status(
+    collection: Annotated[str | None, typer.Option("--collection", "-c", help="Only this collection.")] = None,
+    detailed: Annotated[bool, typer.Option("--detailed", help="Segments, index and optimizer settings.")] = False,
+    json_out: JsonOpt = False,
+    path: PathOpt = None, url: UrlOpt = None, api_key: KeyOpt = None, prefer_grpc: GrpcOpt = True,
+    grpc_port: GrpcPortOpt = 6334,
+) -> None:
+    """List collections with point count, vector size, distance and status."""
+    from cortex import api
+
+    infos = api.status(collection, **_target_kw(path, url, api_key, prefer_grpc, grpc_port))
+    if json_out:
+        emit_json([i.to_dict() for i in infos])
+        return
+    t = Table(title="Qdrant collections")
+    cols = ["collection", "points", "dim", "distance", "status"]
+    if detailed:
+        cols += ["segments", "indexed", "hnsw m/ef", "indexing threshold", "disk"]
+    for c in cols:
+        t.add_column(c)
+    hints = []
+    for i in infos:
+        row = [i.name, f"{i.points:,}", str(i.dim), str(i.distance), i.status]
+        if detailed:
+            row += [str(i.segments), f"{i.indexed_vectors:,}" if i.indexed_vectors is not None else "?",
+                    f"{i.hnsw.get('m', '?')}/{i.hnsw.get('ef_construct', '?')}",
+                    f"{i.optimizer.get('indexing_threshold', 'default')} KB",
+                    _human(i.disk_bytes) if i.disk_bytes is not None else "?"]
+            if (i.segments or 0) > 50:
+                hints.append(f"{i.name}: {i.segments} segments (> 50): run `cortex qdrant optimize {i.name} --wait`")
+            if i.status == "grey":
+                hints.append(f"{i.name}: indexing is deferred; run `cortex qdrant optimize {i.name} --wait`")
+        t.add_row(*row)
+    out.print(t)
+    for h in hints:
+        out.print(f"[yellow]hint:[/yellow] {h}", highlight=False)
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PB"
+
+
+# -- optimize -----------------------------------------------------------------------------
+@qdrant.command(epilog="Example: cortex qdrant optimize code_vectors --wait")
+@handle_errors
+def optimize(
+    collection: Annotated[str, typer.Argument(help="Collection to optimize.")],
+    wait: Annotated[bool, typer.Option("--wait", help="Block until fully indexed (green).")] = False,
+    json_out: JsonOpt = False,
+    path: PathOpt = None, url: UrlOpt = None, api_key: KeyOpt = None, prefer_grpc: GrpcOpt = True,
+    grpc_port: GrpcPortOpt = 6334,
+) -> None:
+    """Trigger optimization and indexing (HNSW build); --wait blocks until green."""
+    from cortex import api
+
+    with err.status(f"optimizing {collection} ...") if err.is_terminal else _null():
+        info = api.optimize(collection, wait=wait, **_target_kw(path, url, api_key, prefer_grpc, grpc_port),
+                            progress=lambda i: err.print(f"  {i.status}: {i.indexed_vectors or 0:,} indexed"))
+    if json_out:
+        emit_json(info.to_dict())
+    else:
+        out.print(f"{collection}: {info.status}, {info.points:,} points, {info.indexed_vectors or 0:,} indexed "
+                  f"vectors, {info.segments} segments")
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *a: object) -> None:
+        return None
+
+
+# -- export -------------------------------------------------------------------------------
+@qdrant.command(epilog="Example: cortex qdrant export --source vectors.index --metadata metadata.json "
+                       "--output export.jsonl")
+@handle_errors
+def export(
+    source: Annotated[str, typer.Option("--source", "-s", help="What to export.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="JSONL file to write.")],
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 1000,
+    json_out: JsonOpt = False,
+    source_type: SourceTypeOpt = None, ids: IdsOpt = None, payloads: PayloadsOpt = None,
+    metadata: MetadataOpt = None, dimensions: DimsOpt = None,
+    distance: Annotated[str | None, typer.Option("--distance", help="Source distance where not stored.",
+                                                 rich_help_panel="Source")] = None,
+    source_collection: SrcCollOpt = None, table: TableOpt = None, query: QueryOpt = None,
+    vector_column: VecColOpt = None, id_column: IdColOpt = None, trust_pickle: PickleOpt = False,
+    source_opt: SourceOptOpt = None,
+) -> None:
+    """Export any source to the seed's JSONL of {id, vector, payload} (original ids kept)."""
+    from cortex import api
+
+    opts = source_options(ids, payloads, metadata, dimensions, distance, source_collection, table, query,
+                          vector_column, id_column, trust_pickle, source_opt)
+    s = api.export(source, output, source_type=source_type, options=opts, batch_size=batch_size,
+                   progress=RichProgress(f"export → {output}"))
+    if json_out:
+        emit_json(s.to_dict())
+    else:
+        out.print(f"exported {s.written:,} of {s.read:,} records to {s.output} in {s.seconds}s"
+                  + (f"; {s.rejected} rejected → {s.dead_letter}" if s.rejected else ""))
+    if s.rejected:
+        raise typer.Exit(PARTIAL)
+
+
+# -- migrations ---------------------------------------------------------------------------
+@qdrant.command(epilog="Example: cortex qdrant migrations --json")
+@handle_errors
+def migrations(
+    state_dir: Annotated[str, typer.Option("--state-dir", help="Where migrate keeps its state.")] = ".cortex",
+    json_out: JsonOpt = False,
+) -> None:
+    """List known migrations: source, target, progress, state, rejected count, dead-letter file."""
+    from cortex import api
+
+    rows = api.migrations(state_dir)
+    if json_out:
+        emit_json(rows)
+        return
+    t = Table(title="migrations")
+    for c in ("source", "target", "collection", "state", "progress", "rejected", "dead letter"):
+        t.add_column(c)
+    for r in rows:
+        c = r["counts"]
+        total = f" / {r['total']:,}" if r.get("total") else ""
+        t.add_row(r["source"], r["target"], r["collection"], r["status"], f"{c.get('read', 0):,}{total}",
+                  str(c.get("rejected", 0)), r.get("dead_letter") or "-")
+    out.print(t)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"cortex {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Show the version.")] = False) -> None:
+    """Cortex: move vector collections into Qdrant. Example: cortex qdrant migrate --source x.jsonl --target c"""
+    try:
+        from dotenv import load_dotenv
+
+        load_dotenv(Path.cwd() / ".env", override=False)  # the seed keeps QDRANT_* in .env
+    except ImportError:
+        pass
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

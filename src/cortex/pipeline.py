@@ -1,0 +1,435 @@
+"""read -> validate -> map ids -> write, with batching, parallel writers and ordered checkpoints.
+
+The pipeline knows sources and targets only through their contracts.  A reader thread
+pulls columnar batches from the source, validates them with numpy (dimension, NaN/inf),
+maps ids, and queues them (bounded, so memory stays flat); writer threads upsert them.
+Batches are committed *in order*: ``on_commit`` sees a cursor only when every batch
+before it is durable in the target, so a checkpoint never skips an unwritten batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import orjson
+
+from cortex.errors import (
+    BatchTooLargeError,
+    ConflictError,
+    RecordError,
+    SourceError,
+    TargetError,
+    TransientTargetError,
+)
+from cortex.ids import DEFAULT_ID_FIELD, map_ids
+from cortex.retry import RetryPolicy, with_retries
+from cortex.seen_ids import SeenIds, id_keys
+from cortex.sources.base import DISTANCES, Batch, Rejected, Source
+from cortex.targets.base import Target
+
+
+class Progress(Protocol):
+    def start(self, total: int | None, done: int = 0) -> None: ...
+    def advance(self, n: int) -> None: ...
+    def stop(self) -> None: ...
+
+
+@dataclass
+class Counts:
+    read: int = 0
+    written: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    duplicates: int = 0
+    batches: int = 0
+
+    def add(self, other: Counts) -> None:
+        for k, v in asdict(other).items():
+            setattr(self, k, getattr(self, k) + v)
+
+
+@dataclass
+class MigrationSummary:
+    source: str
+    source_kind: str
+    collection: str
+    target: str
+    dim: int
+    distance: str
+    read: int = 0
+    written: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    duplicates: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    points_per_second: float = 0.0
+    created: bool = False
+    dry_run: bool = False
+    resumed_from: int = 0
+    dead_letter: str | None = None
+    duplicate_examples: list[Any] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    status: str = "done"  # done | interrupted | failed
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def counts_add_up(self) -> bool:
+        return self.read == self.written + self.rejected + self.skipped
+
+
+@dataclass
+class Prepared:
+    """A validated batch ready to write: Qdrant ids, float32 vectors, payloads."""
+
+    seq: int
+    ids: list[int | str]
+    vectors: np.ndarray
+    payloads: list[dict[str, Any]] | None
+    rejected: list[Rejected]
+    cursor: Any
+    counts: Counts
+    dup_ids: list[Any]
+    after_duplicate: bool  # holds an id seen in an earlier batch: write after earlier ones land
+
+
+class DeadLetter:
+    """Rejected records, one JSON object per line; the file is created on first use."""
+
+    def __init__(self, path: Path | None, truncate_to: int | None = None) -> None:
+        self.path = path
+        self._fh: Any = None
+        self.count = 0
+        self.offset = 0  # bytes in the file: a checkpoint records it, a resume truncates to it
+        if path is not None and path.exists():
+            if truncate_to is not None:
+                with open(path, "r+b") as fh:
+                    fh.truncate(truncate_to)
+            self.offset = path.stat().st_size
+
+    def write(self, rejected: list[Rejected]) -> None:
+        if not rejected or self.path is None:
+            return
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "ab")  # noqa: SIM115 - closed in close()
+        for r in rejected:
+            rec = {"location": r.location, "reason": r.reason, "id": r.id, "record": r.raw}
+            self._fh.write(orjson.dumps(rec, default=str, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+        self._fh.flush()
+        self.offset = self._fh.tell()
+        self.count += len(rejected)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
+def validate(batch: Batch, dim: int, id_field: str, seq: int, seen: SeenIds | None) -> Prepared:
+    """Columnar checks: shape, dimension, finiteness; then id mapping and in-batch dedupe."""
+    rejected = list(batch.rejected)
+    n = len(batch.ids)
+    vecs = batch.vectors
+    if n and (vecs.ndim != 2 or vecs.shape[0] != n):
+        raise SourceError(f"source produced a malformed batch (vectors shape {vecs.shape} for {n} ids)")
+    keep = np.ones(n, dtype=bool)
+    if n and vecs.shape[1] != dim:
+        keep[:] = False
+        reason = f"vector has {vecs.shape[1]} dimensions, the collection has {dim}"
+        rejected += [Rejected(batch.location(i), reason, id=_plain(batch.ids[i])) for i in range(n)]
+    elif n:
+        with np.errstate(over="ignore", invalid="ignore"):
+            vecs = vecs.astype(np.float32, copy=False)
+        finite = np.isfinite(vecs).all(axis=1)
+        if not finite.all():
+            for i in np.flatnonzero(~finite):
+                j = int(np.flatnonzero(~np.isfinite(vecs[i]))[0])
+                rejected.append(Rejected(batch.location(i), f"vector has a non-finite value ({vecs[i, j]}) at "
+                                         f"position {j}; fix or drop this record", id=_plain(batch.ids[i]),
+                                         raw=_raw(batch, i)))
+            keep &= finite
+    idx = np.flatnonzero(keep)
+    src_ids = batch.ids if keep.all() else _take(batch.ids, idx)
+    vecs = vecs if keep.all() else vecs[idx]
+    payloads = batch.payloads if (batch.payloads is None or keep.all()) else [batch.payloads[i] for i in idx]
+    qids, kept = map_ids(src_ids)
+    if not all(kept):
+        payloads = list(payloads) if payloads is not None else [{} for _ in qids]
+        for i, k in enumerate(kept):
+            if not k:
+                payloads[i] = {**(payloads[i] or {}), id_field: _plain(src_ids[i])}
+    counts = Counts(read=batch.read, written=len(qids), rejected=len(rejected), batches=1)
+    dup_ids: list[Any] = []
+    after_dup = False
+    if len(qids):
+        keys = id_keys(qids)
+        uniq, first_rev = np.unique(keys[::-1], return_index=True)
+        if len(uniq) < len(keys):  # duplicates inside the batch: the last one wins
+            last = np.sort(len(keys) - 1 - first_rev)
+            dropped = np.setdiff1d(np.arange(len(keys)), last)
+            dup_ids += [_plain(src_ids[i]) for i in dropped]
+            counts.duplicates += len(dropped)
+            qids = [qids[i] for i in last]
+            src_ids = _take(src_ids, last)
+            vecs = vecs[last]
+            payloads = [payloads[i] for i in last] if payloads is not None else None
+            keys = keys[last]
+        if seen is not None:
+            hit = seen.contains(keys)
+            if hit.any():
+                after_dup = True
+                counts.duplicates += int(hit.sum())
+                dup_ids += [_plain(src_ids[i]) for i in np.flatnonzero(hit)]
+                seen.add(keys[~hit])
+            else:
+                seen.add(keys)
+    return Prepared(seq, qids, vecs, payloads, rejected, batch.cursor, counts, dup_ids, after_dup)
+
+
+def _take(ids: Any, idx: np.ndarray) -> Any:
+    return ids[idx] if isinstance(ids, np.ndarray) else [ids[i] for i in idx]
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _raw(batch: Batch, i: int) -> dict[str, Any]:
+    return {"id": _plain(batch.ids[i]), "vector": batch.vectors[i].tolist(),
+            "payload": batch.payloads[i] if batch.payloads is not None else None}
+
+
+@dataclass
+class PipelineOptions:
+    batch_size: int = 500
+    workers: int = 2
+    id_field: str = DEFAULT_ID_FIELD
+    defer_indexing: bool = True
+    dry_run: bool = False
+    strict: bool = False
+    detect_duplicates: bool = True
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _read_ahead(source: Source, opts: PipelineOptions, dim: int, resume: Any, stop: threading.Event,
+                seen: SeenIds | None) -> Iterator[Prepared]:
+    """Run the reader + validator in a thread; yield prepared batches through a bounded queue.
+
+    The reader stops at the next batch boundary once ``stop`` (a user interrupt) is set, or
+    when the consumer leaves early (an error downstream).
+    """
+    q: queue.Queue[Any] = queue.Queue(maxsize=max(2, opts.workers * 2))
+    done = object()
+    abandoned = threading.Event()
+
+    def put(item: Any) -> None:
+        while not abandoned.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise _Stop
+
+    def produce() -> None:
+        try:
+            for seq, batch in enumerate(source.batches(opts.batch_size, resume=resume)):
+                if stop.is_set():
+                    break
+                put(validate(batch, dim, opts.id_field, seq, seen))
+            put(done)
+        except _Stop:
+            pass
+        except BaseException as e:  # handed to the consumer, raised there
+            with contextlib.suppress(_Stop):
+                put(e)
+
+    t = threading.Thread(target=produce, name="cortex-reader", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        abandoned.set()
+        t.join(timeout=5)
+
+
+def write_batch(target: Target, collection: str, p: Prepared, policy: RetryPolicy) -> None:
+    """Upsert with retries on transient faults; split batches the server finds too large."""
+
+    def send(ids: list[Any], vecs: np.ndarray, pls: list[dict[str, Any]] | None) -> None:
+        try:
+            with_retries(lambda: target.upsert(collection, ids, vecs, pls), policy, what=f"batch {p.seq}")
+        except BatchTooLargeError:
+            if len(ids) <= 1:
+                raise
+            h = len(ids) // 2
+            send(ids[:h], vecs[:h], pls[:h] if pls is not None else None)
+            send(ids[h:], vecs[h:], pls[h:] if pls is not None else None)
+
+    send(p.ids, p.vectors, p.payloads)
+
+
+def prepare_collection(target: Target, collection: str, dim: int, distance: str, defer_indexing: bool,
+                       dry_run: bool) -> bool:
+    """Create the collection, or check an existing one matches. Returns True when created."""
+    info = target.collection_info(collection)
+    if info is None:
+        if not dry_run:
+            target.create_collection(collection, dim, distance, defer_indexing=defer_indexing)
+        return True
+    if info.dim is not None and info.dim != dim:
+        raise ConflictError(
+            f"collection '{collection}' at {target.location} holds {info.dim}-dim vectors but the source has "
+            f"{dim}; migrate into a new --target name, or delete the collection first"
+        )
+    if info.distance is not None and info.distance != distance:
+        raise ConflictError(
+            f"collection '{collection}' at {target.location} uses {info.distance} distance but this "
+            f"migration asks for {distance}; pass --distance {info.distance} or choose another --target"
+        )
+    return False
+
+
+def run(
+    source: Source,
+    target: Target | None,
+    collection: str,
+    opts: PipelineOptions,
+    *,
+    distance: str | None = None,
+    dead_letter: Path | None = None,
+    progress: Progress | None = None,
+    resume: Any = None,
+    start_counts: Counts | None = None,
+    on_commit: Callable[[Any, Counts, int], None] | None = None,
+    dead_letter_offset: int | None = None,
+    on_created: Callable[[], None] | None = None,
+    stop: threading.Event | None = None,
+) -> MigrationSummary:
+    """Migrate ``source`` into ``collection`` of ``target``; see :class:`MigrationSummary`."""
+    t0 = time.perf_counter()
+    stop = stop or threading.Event()
+    info = source.info()
+    if not info.dim:
+        raise SourceError(f"{source.path}: cannot tell the vector dimension (is the source empty?)")
+    dist = (distance or info.distance or "cosine").lower()
+    if dist not in DISTANCES:
+        raise SourceError(f"unknown distance '{distance}'; choose one of: {', '.join(DISTANCES)}")
+    summary = MigrationSummary(source=source.path, source_kind=source.kind, collection=collection,
+                               target=target.location if target else "-", dim=info.dim, distance=dist,
+                               dry_run=opts.dry_run, warnings=list(info.warnings))
+    if distance and info.distance and distance.lower() != info.distance:
+        summary.warnings.append(f"the source uses {info.distance} distance; migrating as {dist} as asked")
+    if target is not None:
+        summary.created = prepare_collection(target, collection, info.dim, dist, opts.defer_indexing,
+                                             opts.dry_run)
+        if summary.created and on_created is not None and not opts.dry_run:
+            on_created()
+    counts = Counts()
+    if start_counts is not None:
+        counts.add(start_counts)
+        summary.resumed_from = start_counts.read
+    dl = DeadLetter(dead_letter, truncate_to=dead_letter_offset)
+    seen = SeenIds() if opts.detect_duplicates else None
+    if progress is not None:
+        progress.start(info.count, done=counts.read)
+
+    pending: dict[int, Prepared] = {}  # finished, waiting for earlier batches to finish
+    next_commit = 0
+    inflight: dict[Future[None], Prepared] = {}
+
+    def commit(p: Prepared) -> None:
+        nonlocal next_commit
+        pending[p.seq] = p
+        while next_commit in pending:
+            q_ = pending.pop(next_commit)
+            counts.add(q_.counts)
+            dl.write(q_.rejected)
+            if len(summary.duplicate_examples) < 20:
+                summary.duplicate_examples += q_.dup_ids[: 20 - len(summary.duplicate_examples)]
+            if on_commit is not None and not opts.dry_run:
+                on_commit(q_.cursor, counts, dl.offset)
+            if progress is not None:
+                progress.advance(q_.counts.read)
+            next_commit += 1
+
+    def reap(block: bool) -> None:
+        if not inflight:
+            return
+        done, _ = wait(list(inflight), return_when=FIRST_COMPLETED, timeout=None if block else 0)
+        for f in done:
+            p = inflight.pop(f)
+            f.result()  # raises the writer's error
+            commit(p)
+
+    status = "done"
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, opts.workers), thread_name_prefix="cortex-writer") as pool:
+            try:
+                for p in _read_ahead(source, opts, info.dim, resume, stop, seen):
+                    if p.rejected and opts.strict:
+                        r = p.rejected[0]
+                        dl.write(p.rejected)
+                        raise RecordError(f"{r.location}: {r.reason} (--strict stops at the first bad record; "
+                                          "drop --strict to skip such records into the dead-letter file)")
+                    if p.after_duplicate:
+                        while inflight:  # last one wins: earlier batches land first
+                            reap(block=True)
+                    if opts.dry_run or target is None or not p.ids:
+                        commit(p)
+                        continue
+                    while len(inflight) >= max(1, opts.workers):
+                        reap(block=True)
+                    inflight[pool.submit(write_batch, target, collection, p, opts.retry)] = p
+                    reap(block=False)
+                while inflight:
+                    reap(block=True)
+            except BaseException:
+                # Let the batches already sent finish, so the checkpoint covers them, then re-raise.
+                for f in list(inflight):
+                    try:
+                        f.result()
+                        commit(inflight.pop(f))
+                    except Exception:
+                        inflight.pop(f)
+                raise
+        if stop.is_set():
+            status = "interrupted"
+        elif target is not None and not opts.dry_run:
+            target.finish_load(collection)
+    except (TransientTargetError, TargetError):
+        status = "failed"
+        raise
+    finally:
+        dl.close()
+        if progress is not None:
+            progress.stop()
+        for k, v in asdict(counts).items():
+            setattr(summary, k, v)
+        summary.status = status
+        summary.seconds = round(time.perf_counter() - t0, 3)
+        moved = counts.written - (start_counts.written if start_counts else 0)
+        summary.points_per_second = round(moved / summary.seconds, 1) if summary.seconds > 0 else 0.0
+        summary.dead_letter = str(dead_letter) if dl.count or (dead_letter and dead_letter.exists()) else None
+    return summary

@@ -1,0 +1,225 @@
+"""Embedded target: Qdrant Edge (``qdrant-edge-py``), one shard directory per collection.
+
+The engine is Qdrant's own (WAL, segments, HNSW) running in this process.  A shard can be
+open in one process at a time; a second one gets :class:`CollectionBusyError` naming the
+collection.  Bulk loads create the shard with indexing disabled (``indexing_threshold=0``)
+and build the HNSW index once in :meth:`EdgeTarget.finish_load`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from itertools import repeat
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cortex.errors import CollectionBusyError, TargetError
+from cortex.ids import normalize_point_id
+from cortex.targets.base import CollectionInfo, StoredPoint, Target
+
+DEFAULT_INDEXING_THRESHOLD_KB = 10_000  # Qdrant's default
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_DISTANCES = {"cosine": "Cosine", "dot": "Dot", "euclid": "Euclid", "manhattan": "Manhattan"}
+
+
+def _q():
+    import qdrant_edge
+
+    return qdrant_edge
+
+
+def dir_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+class EdgeTarget(Target):
+    kind = "embedded"
+
+    def __init__(self, path: str | Path = "./qdrant_storage") -> None:
+        self.root = Path(path)
+        self._shards: dict[str, Any] = {}
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
+    # -- shards ---------------------------------------------------------------------------
+    def _dir(self, name: str) -> Path:
+        if not _NAME.match(name) or name in (".", ".."):
+            raise TargetError(f"invalid collection name {name!r}: use letters, digits, '_', '-', '.'")
+        return self.root / name
+
+    def _config_json(self, name: str) -> dict[str, Any] | None:
+        f = self._dir(name) / "edge_config.json"
+        return json.loads(f.read_text()) if f.exists() else None
+
+    def _edge_config(self, dim: int, distance: str, indexing_threshold: int | None) -> Any:
+        q = _q()
+        return q.EdgeConfig(
+            vectors=q.EdgeVectorParams(size=dim, distance=getattr(q.Distance, _DISTANCES[distance])),
+            optimizers=q.EdgeOptimizersConfig(indexing_threshold=indexing_threshold),
+        )
+
+    def _open(self, name: str, config: Any = None) -> Any:
+        if config is None and name in self._shards:
+            return self._shards[name]
+        if name in self._shards:
+            self._shards.pop(name).close()
+        d = self._dir(name)
+        if not (d / "edge_config.json").exists():
+            raise TargetError(f"collection '{name}' does not exist in {self.root}")
+        try:
+            shard = _q().EdgeShard.load(str(d), config)
+        except Exception as e:  # the binding raises a bare Exception
+            if "WouldBlock" in str(e):
+                raise CollectionBusyError(
+                    f"collection '{name}' in {self.root} is in use by another process "
+                    "(a migration or another Cortex command); wait for it to finish or stop it"
+                ) from e
+            raise TargetError(f"cannot open collection '{name}' in {self.root}: {e}") from e
+        self._shards[name] = shard
+        return shard
+
+    def close(self) -> None:
+        for shard in self._shards.values():
+            shard.close()
+        self._shards.clear()
+
+    # -- collections ----------------------------------------------------------------------
+    def list_collections(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(d.name for d in self.root.iterdir() if (d / "edge_config.json").exists())
+
+    def collection_info(self, name: str) -> CollectionInfo | None:
+        cfg = self._config_json(name)
+        if cfg is None:
+            return None
+        shard = self._open(name)
+        info = shard.info()
+        vec = cfg.get("vectors", {}).get("", {})
+        opt = {k: v for k, v in (cfg.get("optimizers") or {}).items() if v is not None}
+        threshold = opt.get("indexing_threshold")
+        status = "grey" if threshold == 0 else "green"
+        return CollectionInfo(
+            name=name,
+            dim=vec.get("size"),
+            distance=(vec.get("distance") or "").lower() or None,
+            points=info.points_count,
+            status=status,
+            segments=info.segments_count,
+            indexed_vectors=info.indexed_vectors_count,
+            hnsw=cfg.get("hnsw_config") or {"m": 16, "ef_construct": 100, "full_scan_threshold": 10000},
+            optimizer=opt,
+            disk_bytes=dir_size(self._dir(name)),
+            payload_indexes={k: str(v.data_type).split(".")[-1].lower() for k, v in info.payload_schema.items()},
+        )
+
+    def create_collection(self, name: str, dim: int, distance: str, defer_indexing: bool = True) -> None:
+        d = self._dir(name)
+        if (d / "edge_config.json").exists():
+            raise TargetError(f"collection '{name}' already exists in {self.root}")
+        if d.exists() and not any(d.iterdir()):
+            d.rmdir()
+        elif d.exists():  # a create that died half-way: nothing acknowledged lives there yet
+            shutil.rmtree(d)
+        d.parent.mkdir(parents=True, exist_ok=True)
+        threshold = 0 if defer_indexing else DEFAULT_INDEXING_THRESHOLD_KB
+        self._shards[name] = _q().EdgeShard.create(str(d), self._edge_config(dim, distance, threshold))
+
+    def delete_collection(self, name: str) -> None:
+        if name in self._shards:
+            self._shards.pop(name).close()
+        d = self._dir(name)
+        if d.exists():
+            shutil.rmtree(d)
+
+    # -- points ---------------------------------------------------------------------------
+    def upsert(self, name: str, ids: list[int | str], vectors: np.ndarray,
+               payloads: list[dict[str, Any]] | None) -> None:
+        q = _q()
+        shard = self._open(name)
+        pls = payloads if payloads is not None else repeat(None)
+        points = [q.Point(i, v, p) for i, v, p in zip(ids, vectors.tolist(), pls, strict=False)]
+        try:
+            shard.update(q.UpdateOperation.upsert_points(points))
+        except (TypeError, ValueError) as e:
+            raise TargetError(f"collection '{name}' rejected the batch: {e}") from e
+
+    def flush(self, name: str) -> None:
+        self._open(name).flush()
+
+    def _reindex(self, name: str, threshold: int) -> Any:
+        cfg = self._config_json(name) or {}
+        vec = cfg["vectors"][""]
+        config = self._edge_config(vec["size"], vec["distance"].lower(), threshold)
+        return self._open(name, config)
+
+    def finish_load(self, name: str) -> None:
+        shard = self._open(name)
+        shard.flush()
+        cfg = self._config_json(name) or {}
+        if (cfg.get("optimizers") or {}).get("indexing_threshold") == 0:
+            shard = self._reindex(name, DEFAULT_INDEXING_THRESHOLD_KB)
+        shard.optimize()
+        shard.flush()
+
+    def optimize(self, name: str, wait: bool = True, progress: Any = None) -> CollectionInfo:
+        # Edge has no background optimizer: optimizing is always synchronous here.
+        self.finish_load(name)
+        info = self.collection_info(name)
+        assert info is not None
+        return info
+
+    def retrieve(self, name: str, ids: list[int | str], with_vectors: bool = True) -> dict[Any, StoredPoint]:
+        recs = self._open(name).retrieve(list(ids), with_payload=True, with_vector=with_vectors)
+        return {normalize_point_id(r.id): StoredPoint(normalize_point_id(r.id), _vec(r.vector), r.payload)
+                for r in recs}
+
+    def scroll(self, name: str, batch_size: int = 1000, with_vectors: bool = False,
+               with_payload: bool = True) -> Iterator[list[StoredPoint]]:
+        q = _q()
+        shard = self._open(name)
+        offset = None
+        while True:
+            recs, offset = shard.scroll(q.ScrollRequest(offset=offset, limit=batch_size,
+                                                        with_payload=with_payload, with_vector=with_vectors))
+            if recs:
+                yield [StoredPoint(normalize_point_id(r.id), _vec(r.vector) if with_vectors else None, r.payload)
+                       for r in recs]
+            if offset is None:
+                return
+
+    def search(self, name: str, queries: np.ndarray, k: int, ef: int | None = None,
+               exact: bool = False, filter: dict[str, Any] | None = None) -> list[list[tuple[Any, float]]]:
+        q = _q()
+        shard = self._open(name)
+        params = q.SearchParams(hnsw_ef=ef, exact=exact)
+        flt = None
+        if filter:
+            flt = q.Filter(must=[q.FieldCondition(key=k_, match=q.MatchValue(v)) for k_, v in filter.items()])
+        reqs = [q.QueryRequest(limit=k, query=q.Query.Nearest(row), filter=flt, params=params)
+                for row in np.asarray(queries, dtype=np.float32).tolist()]
+        results = shard.query_batch(q.QueryBatchRequest(reqs))
+        return [[(normalize_point_id(p.id), float(p.score)) for p in res] for res in results]
+
+    def count(self, name: str, exact: bool = True) -> int:
+        return self._open(name).count(_q().CountRequest(exact=exact))
+
+    def create_payload_index(self, name: str, field_name: str, kind: str = "keyword") -> None:
+        q = _q()
+        schema = getattr(q.PayloadSchemaType, kind.capitalize())
+        self._open(name).update(q.UpdateOperation.create_field_index(field_name, schema))
+
+
+def _vec(v: Any) -> np.ndarray | None:
+    if v is None:
+        return None
+    if isinstance(v, dict):
+        v = v.get("", next(iter(v.values()), None))
+    return np.asarray(v, dtype=np.float32)

@@ -1,0 +1,232 @@
+"""Server target: a Qdrant server through qdrant-client (gRPC preferred for bulk upload).
+
+``url`` may also be ``local:PATH`` or ``:memory:`` for qdrant-client's local mode, which
+speaks the same client API (slow, brute-force search: meant for tests, never a default).
+Errors are translated into Cortex's typed errors: transient ones (timeouts, resets,
+UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, HTTP 429/5xx) are
+:class:`TransientTargetError`; auth failures :class:`AuthError`; the rest :class:`TargetError`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import numpy as np
+
+from cortex.errors import AuthError, BatchTooLargeError, TargetError, TransientTargetError
+from cortex.ids import normalize_point_id
+from cortex.targets.base import CollectionInfo, StoredPoint, Target
+
+T = TypeVar("T")
+DEFAULT_INDEXING_THRESHOLD_KB = 10_000
+_DISTANCES = {"cosine": "Cosine", "dot": "Dot", "euclid": "Euclid", "manhattan": "Manhattan"}
+_TRANSIENT_GRPC = {"UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "ABORTED", "INTERNAL", "UNKNOWN"}
+
+
+def translate(e: Exception, where: str) -> TargetError:
+    """A qdrant-client / gRPC / httpx exception as a typed Cortex error."""
+    import grpc
+    import httpx
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+    if isinstance(e, TargetError):
+        return e
+    if isinstance(e, grpc.RpcError) and hasattr(e, "code"):
+        code = e.code().name
+        detail = e.details() if hasattr(e, "details") else str(e)
+        if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+            return AuthError(f"{where}: the server refused the API key ({detail}); check --api-key / QDRANT_API_KEY")
+        if code == "RESOURCE_EXHAUSTED" and "message larger than max" in (detail or "").lower():
+            return BatchTooLargeError(f"{where}: batch larger than the server accepts ({detail})")
+        if code in _TRANSIENT_GRPC:
+            return TransientTargetError(f"{where}: {code}: {detail}")
+        return TargetError(f"{where}: {code}: {detail}")
+    if isinstance(e, UnexpectedResponse):
+        status = e.status_code
+        body = e.content.decode("utf-8", "replace")[:300] if e.content else e.reason_phrase
+        if status in (401, 403):
+            return AuthError(f"{where}: the server refused the API key (HTTP {status}); "
+                             "check --api-key / QDRANT_API_KEY")
+        if status == 413:
+            return BatchTooLargeError(f"{where}: batch larger than the server accepts (HTTP 413)")
+        if status == 429 or status >= 500:
+            return TransientTargetError(f"{where}: HTTP {status}: {body}")
+        return TargetError(f"{where}: HTTP {status}: {body}")
+    if isinstance(e, (ResponseHandlingException, httpx.TransportError, TimeoutError, ConnectionError)):
+        return TransientTargetError(f"{where}: {e}")
+    return TargetError(f"{where}: {type(e).__name__}: {e}")
+
+
+class ServerTarget(Target):
+    kind = "server"
+
+    def __init__(self, url: str, api_key: str | None = None, prefer_grpc: bool = True,
+                 grpc_port: int = 6334, timeout: int = 60, client: Any = None) -> None:
+        from qdrant_client import QdrantClient
+
+        self.url = url
+        if client is not None:
+            self.client = client
+        elif url == ":memory:":
+            self.client = QdrantClient(location=":memory:")
+        elif url.startswith("local:"):
+            self.client = QdrantClient(path=url[len("local:"):])
+        else:
+            self.client = QdrantClient(url=url, api_key=api_key, prefer_grpc=prefer_grpc,
+                                       grpc_port=grpc_port, timeout=timeout)
+        self.local = url == ":memory:" or url.startswith("local:")
+        self.prefer_grpc = prefer_grpc and not self.local
+
+    @property
+    def location(self) -> str:
+        return self.url
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except Exception as e:  # translated into typed errors
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                raise
+            if isinstance(e, ValueError) and "not found" in str(e).lower():
+                raise TargetError(f"{self.url}: {what}: {e}") from e
+            raise translate(e, f"{self.url}: {what}") from e
+
+    def ping(self) -> None:
+        """Fail fast with a clear message when the server is unreachable or refuses the key."""
+        try:
+            self._call("list collections", self.client.get_collections)
+        except TransientTargetError as e:
+            raise TargetError(f"cannot reach Qdrant at {self.url} ({e}); check --url / QDRANT_URL "
+                              "and that the server is running") from e
+
+    def close(self) -> None:
+        self.client.close()
+
+    def list_collections(self) -> list[str]:
+        return sorted(c.name for c in self._call("list collections", self.client.get_collections).collections)
+
+    def collection_info(self, name: str) -> CollectionInfo | None:
+        if not self._call("collection exists", lambda: self.client.collection_exists(name)):
+            return None
+        info = self._call(f"get collection '{name}'", lambda: self.client.get_collection(name))
+        params = info.config.params
+        vectors = params.vectors
+        dim = distance = None
+        named: dict[str, dict[str, Any]] = {}
+        if isinstance(vectors, dict):
+            for vname, vp in vectors.items():
+                named[vname] = {"size": vp.size, "distance": vp.distance.value.lower()}
+            if "" in vectors:
+                dim, distance = vectors[""].size, vectors[""].distance.value.lower()
+        elif vectors is not None:
+            dim, distance = vectors.size, vectors.distance.value.lower()
+        hnsw = info.config.hnsw_config.model_dump(exclude_none=True) if info.config.hnsw_config else {}
+        opt = info.config.optimizer_config.model_dump(exclude_none=True) if info.config.optimizer_config else {}
+        status = getattr(info.status, "value", str(info.status))
+        schema = {k: str(getattr(v.data_type, "value", v.data_type)) for k, v in (info.payload_schema or {}).items()}
+        return CollectionInfo(
+            name=name, dim=dim, distance=distance, points=info.points_count or 0, status=status,
+            segments=info.segments_count, indexed_vectors=info.indexed_vectors_count, hnsw=hnsw,
+            optimizer=opt, disk_bytes=None, payload_indexes=schema, named_vectors=named,
+        )
+
+    def create_collection(self, name: str, dim: int, distance: str, defer_indexing: bool = True) -> None:
+        from qdrant_client import models
+
+        threshold = 0 if defer_indexing else None
+        self._call(f"create collection '{name}'", lambda: self.client.create_collection(
+            name,
+            vectors_config=models.VectorParams(size=dim, distance=models.Distance(_DISTANCES[distance])),
+            optimizers_config=models.OptimizersConfigDiff(indexing_threshold=threshold) if defer_indexing else None,
+        ))
+
+    def delete_collection(self, name: str) -> None:
+        self._call(f"delete collection '{name}'", lambda: self.client.delete_collection(name))
+
+    def upsert(self, name: str, ids: list[int | str], vectors: np.ndarray,
+               payloads: list[dict[str, Any]] | None) -> None:
+        if self.prefer_grpc:
+            from cortex.targets.grpc_upload import upsert_grpc
+
+            self._call(f"upsert into '{name}'", lambda: upsert_grpc(self.client, name, ids, vectors, payloads))
+            return
+        from qdrant_client import models
+
+        batch = models.Batch(ids=list(ids), vectors=vectors.tolist(), payloads=payloads)
+        self._call(f"upsert into '{name}'", lambda: self.client.upsert(name, points=batch, wait=True))
+
+    def finish_load(self, name: str) -> None:
+        from qdrant_client import models
+
+        info = self.collection_info(name)
+        if info is not None and info.optimizer.get("indexing_threshold") == 0:
+            self._call(f"re-enable indexing of '{name}'", lambda: self.client.update_collection(
+                name, optimizers_config=models.OptimizersConfigDiff(indexing_threshold=DEFAULT_INDEXING_THRESHOLD_KB)))
+
+    def optimize(self, name: str, wait: bool = True, progress: Any = None) -> CollectionInfo:
+        from qdrant_client import models
+
+        self.finish_load(name)
+        # An empty optimizers diff wakes the optimizer (the documented way to trigger it).
+        self._call(f"optimize '{name}'", lambda: self.client.update_collection(
+            name, optimizers_config=models.OptimizersConfigDiff()))
+        info = self.collection_info(name)
+        while wait and info is not None and info.status != "green":
+            if progress is not None:
+                progress(info)
+            time.sleep(1.0)
+            info = self.collection_info(name)
+        assert info is not None
+        return info
+
+    def retrieve(self, name: str, ids: list[int | str], with_vectors: bool = True) -> dict[Any, StoredPoint]:
+        recs = self._call(f"retrieve from '{name}'", lambda: self.client.retrieve(
+            name, ids=list(ids), with_payload=True, with_vectors=with_vectors))
+        return {normalize_point_id(r.id): StoredPoint(normalize_point_id(r.id), _vec(r.vector), r.payload)
+                for r in recs}
+
+    def scroll(self, name: str, batch_size: int = 1000, with_vectors: bool = False,
+               with_payload: bool = True) -> Iterator[list[StoredPoint]]:
+        offset = None
+        while True:
+            recs, offset = self._call(f"scroll '{name}'", lambda o=offset: self.client.scroll(
+                name, limit=batch_size, offset=o, with_payload=with_payload, with_vectors=with_vectors))
+            if recs:
+                yield [StoredPoint(normalize_point_id(r.id), _vec(r.vector) if with_vectors else None, r.payload)
+                       for r in recs]
+            if offset is None:
+                return
+
+    def search(self, name: str, queries: np.ndarray, k: int, ef: int | None = None,
+               exact: bool = False, filter: dict[str, Any] | None = None) -> list[list[tuple[Any, float]]]:
+        from qdrant_client import models
+
+        flt = None
+        if filter:
+            flt = models.Filter(must=[models.FieldCondition(key=f, match=models.MatchValue(value=v))
+                                      for f, v in filter.items()])
+        params = models.SearchParams(hnsw_ef=ef, exact=exact)
+        reqs = [models.QueryRequest(query=row, limit=k, filter=flt, params=params)
+                for row in np.asarray(queries, dtype=np.float32).tolist()]
+        out = self._call(f"search '{name}'", lambda: self.client.query_batch_points(name, requests=reqs))
+        return [[(normalize_point_id(p.id), float(p.score)) for p in r.points] for r in out]
+
+    def count(self, name: str, exact: bool = True) -> int:
+        return self._call(f"count '{name}'", lambda: self.client.count(name, exact=exact)).count
+
+    def create_payload_index(self, name: str, field_name: str, kind: str = "keyword") -> None:
+        from qdrant_client import models
+
+        schema = getattr(models.PayloadSchemaType, kind.upper())
+        self._call(f"index payload field '{field_name}'", lambda: self.client.create_payload_index(
+            name, field_name=field_name, field_schema=schema, wait=True))
+
+
+def _vec(v: Any) -> np.ndarray | None:
+    if v is None:
+        return None
+    if isinstance(v, dict):
+        v = v.get("", next(iter(v.values()), None))
+    return np.asarray(v, dtype=np.float32)
