@@ -464,6 +464,21 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
         pass
 
 
+def _register_command_modules() -> None:
+    """Commands that live in their own modules register themselves on ``qdrant`` when imported."""
+    import importlib
+
+    for mod in ("cortex.cli_prove",):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+
+
+_register_command_modules()
+
+
 def main() -> None:
     app()
 
