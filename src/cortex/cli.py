@@ -234,11 +234,11 @@ def migrate(
         if summary.dead_letter:
             t.add_row("dead letter", summary.dead_letter)
         out.print(t)
-        for w in summary.warnings:
-            err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
-        if summary.duplicates:
-            err.print(f"[yellow]{summary.duplicates} duplicate id(s) in the source; the last one won[/yellow] "
-                      f"(e.g. {', '.join(map(str, summary.duplicate_examples[:5]))})", highlight=False)
+    for w in summary.warnings:
+        err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+    if summary.duplicates:
+        err.print(f"[yellow]{summary.duplicates} duplicate id(s) in the source; the last one won[/yellow] "
+                  f"(e.g. {', '.join(map(str, summary.duplicate_examples[:5]))})", highlight=False)
     if summary.status == "interrupted":
         code = 128 + (got[0] if got else signal.SIGINT)
         err.print(f"Interrupted at {summary.read:,} records; the checkpoint is saved. Resume with:\n  {command}",

@@ -19,6 +19,7 @@ import numpy as np
 
 from cortex.errors import TargetError
 from cortex.ids import DEFAULT_ID_FIELD, map_id
+from cortex.payload_compare import payload_equal
 from cortex.pipeline import validate
 from cortex.seen_ids import SeenIds, id_keys
 from cortex.sources.base import Source
@@ -187,7 +188,7 @@ def _compare(target: Target, collection: str, rep: VerifyReport, ids: list[Any],
         else:
             got[i] = np.nan
         want_pl = (payloads[i] if payloads is not None else None) or {}
-        if (sp.payload or {}) != want_pl:
+        if not payload_equal(sp.payload or {}, want_pl):
             rep.payload_mismatches += 1
             rep.problem(Problem("payload", qid, _payload_diff(want_pl, sp.payload or {})), max_problems)
     diff = np.abs(got - expect).max(axis=1, initial=0.0)

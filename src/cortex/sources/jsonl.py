@@ -133,7 +133,8 @@ class JsonlSource(Source):
             rows = []
             for i, v in enumerate(vecs):
                 try:
-                    rows.append(np.asarray(v, dtype=np.float32))
+                    with np.errstate(over="ignore"):
+                        rows.append(np.asarray(v, dtype=np.float32))
                     keep.append(i)
                 except (ValueError, TypeError):
                     rejected.append(Rejected(locs[i], "vector holds a non-numeric value", id=ids[i],

@@ -14,7 +14,7 @@ vector-io's VDF layout is a directory with ``VDF_META.json``::
                               "total_vector_count": ..., "exported_vector_count": ...}]}}
 
 with the parquet files of each namespace under ``<dir>/<data_path>`` (sorted by name).
-Choose an index with ``--collection`` (or ``options.table``) and a namespace with
+Choose an index with ``--source-collection`` (or ``--table``) and a namespace with
 ``--source-opt namespace=...`` when the export holds more than one.
 
 Cursor: ``{"file": i, "row": r}``, the next row to read in the i-th file of the sorted list.
@@ -268,7 +268,7 @@ class ParquetSource(Source):
                               + f" in {VDF_META}; it holds: {listing}")
         if len(picked) > 1:
             raise SourceError(f"{root}: the VDF export holds several indexes/namespaces: {listing}; "
-                              "choose one with --collection INDEX (and --source-opt namespace=NS)")
+                              "choose one with --source-collection INDEX (and --source-opt namespace=NS)")
         index_name, ns = picked[0]
         data_path = root / str(ns.get("data_path") or index_name)
         if not data_path.exists():

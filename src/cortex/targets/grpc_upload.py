@@ -1,30 +1,135 @@
-"""Bulk upsert over gRPC from numpy, skipping qdrant-client's per-point model layer."""
+"""Bulk upsert over gRPC: the serialized ``UpsertPoints`` request built straight from numpy.
+
+qdrant-client turns every point into protobuf objects before serializing them; here the
+request bytes are written directly (the wire format is stable, the field numbers come from
+qdrant's ``points.proto``) and sent through the client's own channels with an identity
+serializer, so its interceptors (api-key / bearer headers, retry-after) still apply.
+
+Wire layout of one point (``PointStruct``)::
+
+    1: id       PointId  { 1: num (varint) | 2: uuid (string) }
+    3: payload  map<string, Value>      (only when the payload is non-empty)
+    4: vectors  Vectors { 1: vector Vector { 101: dense DenseVector { 1: data (packed float) } } }
+
+Everything before the floats of ``vectors`` is the same for every point of a dimension, so it
+is cut once from a serialized zero vector (the trick ``qdrant_client.uploader.grpc_uploader``
+uses for its ``DenseVector`` prefix) and the float32 rows are appended as raw bytes.
+"""
 
 from __future__ import annotations
 
+import itertools
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from cortex.errors import TargetError, TransientTargetError
 
-def build_upsert(name: str, ids: list[int | str], vectors: np.ndarray,
-                 payloads: list[dict[str, Any]] | None, wait: bool = True) -> Any:
-    """The ``UpsertPoints`` protobuf message for one batch."""
+UPSERT_METHOD = "/qdrant.Points/Upsert"
+
+
+def _varint(n: int) -> bytes:
+    if n < 0x80:
+        if n < 0:
+            raise ValueError(f"point id {n} is negative; Qdrant ids are unsigned 64-bit integers or UUIDs")
+        return bytes((n,))
+    if n > 0xFFFF_FFFF_FFFF_FFFF:
+        raise ValueError(f"point id {n} exceeds 2**64-1; Qdrant ids are unsigned 64-bit integers or UUIDs")
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+@lru_cache(maxsize=64)
+def _vectors_prefix(dim: int) -> bytes:
+    """What ``PointStruct`` writes before the floats of its one dense vector of ``dim`` floats."""
+    from qdrant_client import grpc as g
+
+    zero = g.PointStruct(vectors=g.Vectors(vector=g.Vector(dense=g.DenseVector(data=[0.0] * dim))))
+    s = zero.SerializeToString()
+    return s[: len(s) - 4 * dim]
+
+
+def _id_field(pid: Any) -> bytes:
+    """``PointStruct.id`` (field 1) for an unsigned int or a UUID string."""
+    if isinstance(pid, str):
+        u = pid.encode()
+        inner = b"\x12" + _varint(len(u)) + u
+    elif isinstance(pid, (int, np.integer)) and not isinstance(pid, (bool, np.bool_)):
+        inner = b"\x08" + _varint(int(pid))
+    else:
+        raise ValueError(f"point id {pid!r} is neither an unsigned integer nor a UUID string")
+    return b"\x0a" + bytes((len(inner),)) + inner  # an id is < 128 bytes: a one-byte length
+
+
+def _payload_field(payload: dict[str, Any]) -> bytes:
+    """``PointStruct.payload`` (field 3) entries, serialized by protobuf from qdrant-client's conversion."""
     from qdrant_client import grpc as g
     from qdrant_client.conversions.conversion import payload_to_grpc
-    from qdrant_client.uploader.grpc_uploader import convert_vector_struct
 
-    vecs = np.ascontiguousarray(vectors, dtype=np.float32)
-    points = []
+    return g.PointStruct(payload=payload_to_grpc(payload)).SerializeToString()
+
+
+def encode_upsert(name: str, ids: list[Any], vectors: np.ndarray, payloads: list[dict[str, Any]] | None,
+                  wait: bool = True) -> bytes:
+    """The serialized ``UpsertPoints`` request for one batch (``qdrant.UpsertPoints.FromString`` reads it)."""
+    vecs = np.ascontiguousarray(vectors, dtype="<f4")
+    if vecs.ndim != 2 or vecs.shape[0] != len(ids):
+        raise ValueError(f"vectors of shape {vecs.shape} for {len(ids)} ids")
+    if payloads is not None and len(payloads) != len(ids):
+        raise ValueError(f"{len(payloads)} payloads for {len(ids)} ids")
+    dim = vecs.shape[1]
+    row = 4 * dim
+    vp = _vectors_prefix(dim)
+    fixed = len(vp) + row
+    rows = memoryview(vecs).cast("B")
+    nm = name.encode()
+    parts: list[Any] = [b"\x0a", _varint(len(nm)), nm]
+    if wait:
+        parts.append(b"\x10\x01")
+    append = parts.extend
     for i, pid in enumerate(ids):
-        point_id = g.PointId(num=pid) if isinstance(pid, int) else g.PointId(uuid=pid)
-        payload = payload_to_grpc(payloads[i]) if payloads is not None and payloads[i] else None
-        points.append(g.PointStruct(id=point_id, vectors=convert_vector_struct(vecs[i]), payload=payload))
-    return g.UpsertPoints(collection_name=name, points=points, wait=wait)
+        idf = _id_field(pid)
+        p = payloads[i] if payloads is not None else None
+        if p:
+            pf = _payload_field(p)
+            append((b"\x1a", _varint(len(idf) + len(pf) + fixed), idf, pf, vp, rows[i * row:(i + 1) * row]))
+        else:
+            append((b"\x1a", _varint(len(idf) + fixed), idf, vp, rows[i * row:(i + 1) * row]))
+    return b"".join(parts)
 
 
-def upsert_grpc(client: Any, name: str, ids: list[int | str], vectors: np.ndarray,
-                payloads: list[dict[str, Any]] | None, timeout: float | None = 120) -> None:
-    """Send one batch with ``wait=True`` through the client's own gRPC channel (its auth headers)."""
-    remote = client._client  # QdrantRemote: holds the channel and the api-key metadata
-    remote.grpc_points.Upsert(build_upsert(name, ids, vectors, payloads), timeout=timeout)
+class GrpcUploader:
+    """Sends pre-serialized upserts round-robin over the channel pool of a remote ``QdrantClient``."""
+
+    def __init__(self, client: Any, timeout: float | None = 120) -> None:
+        from qdrant_client import grpc as g
+
+        remote = client._client  # QdrantRemote: channels carry its api-key metadata interceptor
+        remote._init_grpc_channel()
+        self._ok, self._timed_out = g.UpdateStatus.Completed, g.UpdateStatus.WaitTimeout
+        self._calls = [ch.unary_unary(UPSERT_METHOD, request_serializer=_identity,
+                                      response_deserializer=g.PointsOperationResponse.FromString)
+                       for ch in remote._grpc_channel_pool]
+        self._next = itertools.count()
+        self.timeout = timeout
+
+    def upsert(self, name: str, ids: list[Any], vectors: np.ndarray,
+               payloads: list[dict[str, Any]] | None) -> None:
+        """One batch with ``wait=True``: returns once the server has applied it."""
+        request = encode_upsert(name, ids, vectors, payloads, wait=True)
+        call = self._calls[next(self._next) % len(self._calls)]
+        response = call(request, timeout=self.timeout)
+        status = response.result.status
+        if status == self._timed_out:  # accepted but not applied in time: an idempotent retry is safe
+            raise TransientTargetError(f"upsert into '{name}': the server timed out waiting for the write")
+        if status != self._ok:
+            raise TargetError(f"upsert into '{name}' was not applied (update status {status})")
+
+
+def _identity(b: bytes) -> bytes:
+    return b
