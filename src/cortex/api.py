@@ -218,7 +218,7 @@ def verify(collection: str, *, source: str | None = None, source_type: str | Non
                                     grpc_port=grpc_port))
     try:
         if source is None:
-            return verify_basic(tgt, collection, sample=min(sample, 10) if sample else 3)
+            return verify_basic(tgt, collection, sample=3)
         with open_source(source, source_type, options) as src:
             return verify_against_source(tgt, collection, src, full=full, sample=sample, tolerance=tolerance,
                                          id_field=id_field, max_problems=max_problems, progress=progress)

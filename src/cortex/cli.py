@@ -31,8 +31,8 @@ qdrant = typer.Typer(help="Migrate into Qdrant, then verify, inspect and optimiz
                      no_args_is_help=True, rich_markup_mode="rich")
 app.add_typer(qdrant, name="qdrant")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 PARTIAL = 5  # exit code: finished, but records were rejected
 
 # -- shared options -----------------------------------------------------------------------
@@ -293,6 +293,8 @@ def verify(
                 ("checked points", rep.checked), ("missing", rep.missing), ("extra", rep.extra),
                 ("vector mismatches", rep.vector_mismatches), ("payload mismatches", rep.payload_mismatches),
                 ("invalid source records", rep.source_invalid), ("seconds", rep.seconds)]
+        if rep.mode == "basic":
+            rows = [r for r in rows if r[0] in ("result", "actual count", "checked points", "seconds")]
         for k, v in rows:
             if v is not None:
                 t.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))

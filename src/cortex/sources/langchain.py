@@ -88,6 +88,10 @@ ALLOWED: dict[tuple[str, str], Any] = {
 }
 
 
+class RefusedClass(pickle.UnpicklingError):
+    """The pickle names a class outside the allow-list."""
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """Instantiates only LangChain's docstore/document (as stand-ins) and a few value types."""
 
@@ -97,7 +101,7 @@ class RestrictedUnpickler(pickle.Unpickler):
             return ALLOWED[(module, name)]
         if (module, name) in _SAFE:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"index.pkl references {module}.{name}, which is not a LangChain "
+        raise RefusedClass(f"index.pkl references {module}.{name}, which is not a LangChain "
                                      "docstore or document class; cortex refuses to load it")
 
 
@@ -106,9 +110,10 @@ def load_docstore(pkl: Path) -> tuple[dict[str, Any], dict[int, str]]:
     try:
         with open(pkl, "rb") as fh:
             obj = RestrictedUnpickler(fh).load()
-    except pickle.UnpicklingError as e:
+    except RefusedClass as e:
         raise SourceError(f"{pkl}: {e}") from e
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError) as e:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            OverflowError) as e:
         raise SourceError(f"{pkl}: not a readable LangChain docstore pickle ({type(e).__name__}: {e}); "
                           "the file is corrupt or truncated, save the store again with save_local") from e
     if not (isinstance(obj, tuple) and len(obj) == 2):

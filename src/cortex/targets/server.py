@@ -9,6 +9,7 @@ UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, HTTP 429/5xx) are
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -31,8 +32,12 @@ def translate(e: Exception, where: str) -> TargetError:
     import httpx
     from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+    from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
+
     if isinstance(e, TargetError):
         return e
+    if isinstance(e, ResourceExhaustedResponse):  # rate limited, with the server's retry-after
+        return TransientTargetError(f"{where}: rate limited by the server, retry after {e.retry_after_s}s")
     if isinstance(e, grpc.RpcError) and hasattr(e, "code"):
         code = e.code().name
         detail = e.details() if hasattr(e, "details") else str(e)
@@ -74,10 +79,15 @@ class ServerTarget(Target):
         elif url.startswith("local:"):
             self.client = QdrantClient(path=url[len("local:"):])
         else:
+            # With gRPC every call Cortex makes goes over gRPC, so the REST port may be closed: skip
+            # qdrant-client's version check, which reads it (and warns when it cannot).
             self.client = QdrantClient(url=url, api_key=api_key, prefer_grpc=prefer_grpc,
-                                       grpc_port=grpc_port, timeout=timeout)
+                                       grpc_port=grpc_port, timeout=timeout, check_compatibility=not prefer_grpc)
         self.local = url == ":memory:" or url.startswith("local:")
         self.prefer_grpc = prefer_grpc and not self.local
+        self.timeout = timeout
+        self._uploader: Any = None
+        self._uploader_lock = threading.Lock()
 
     @property
     def location(self) -> str:
@@ -148,14 +158,21 @@ class ServerTarget(Target):
     def upsert(self, name: str, ids: list[int | str], vectors: np.ndarray,
                payloads: list[dict[str, Any]] | None) -> None:
         if self.prefer_grpc:
-            from cortex.targets.grpc_upload import upsert_grpc
-
-            self._call(f"upsert into '{name}'", lambda: upsert_grpc(self.client, name, ids, vectors, payloads))
+            up = self._uploader or self._make_uploader()
+            self._call(f"upsert into '{name}'", lambda: up.upsert(name, ids, vectors, payloads))
             return
         from qdrant_client import models
 
         batch = models.Batch(ids=list(ids), vectors=vectors.tolist(), payloads=payloads)
         self._call(f"upsert into '{name}'", lambda: self.client.upsert(name, points=batch, wait=True))
+
+    def _make_uploader(self) -> Any:
+        from cortex.targets.grpc_upload import GrpcUploader
+
+        with self._uploader_lock:  # writer threads share one uploader (and the client's channels)
+            if self._uploader is None:
+                self._uploader = self._call("open gRPC channels", lambda: GrpcUploader(self.client, self.timeout))
+            return self._uploader
 
     def finish_load(self, name: str) -> None:
         from qdrant_client import models
