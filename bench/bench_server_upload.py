@@ -60,7 +60,7 @@ def serve(port: int, seconds: float = 3600) -> None:
             collections[request.collection_name] = g.CollectionConfig(
                 params=g.CollectionParams(vectors_config=request.vectors_config),
                 hnsw_config=g.HnswConfigDiff(m=16, ef_construct=100, full_scan_threshold=10000),
-                optimizer_config=OPTIMIZER_DEFAULTS, wal_config=g.WalConfigDiff(wal_capacity_mb=32))
+                optimizer_config=OPTIMIZER_DEFAULTS, wal_config=g.WalConfigDiff(wal_capacity_mb=32, wal_segments_ahead=0, wal_retain_closed=1))
             collections[request.collection_name].optimizer_config.MergeFrom(request.optimizers_config)
             return done()
 

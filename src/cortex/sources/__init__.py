@@ -59,7 +59,7 @@ def source_class(kind: str) -> type[Source]:
 def detect_kind(path: str) -> str:
     from cortex.sources.base import check_exists
 
-    if not (path.startswith(("postgres://", "postgresql://", "http://", "https://", "qdrant:"))):
+    if not path.startswith(("postgres://", "postgresql://", "http://", "https://", "local:")):
         check_exists(path)
     for kind in _REGISTRY:
         cls = _load(kind)
