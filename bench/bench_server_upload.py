@@ -1,7 +1,7 @@
 """Client-side upload speed into a Qdrant server over gRPC: 50k x 768 float32 into a discarding endpoint.
 
     python bench/bench_server_upload.py [--points 50000] [--dim 768] [--batch-size 500] [--workers 1,2,4]
-    python bench/bench_server_upload.py --serve PORT [SECONDS]     # only the discarding endpoint
+    python bench/bench_server_upload.py --serve PORT [--seconds S] [--api-key K] [--max-receive BYTES]
 
 The endpoint (``--serve``) answers the gRPC calls a migration makes and throws the points away
 after counting them, so only the client side is measured: it is no stand-in for Qdrant.
@@ -33,8 +33,12 @@ import numpy as np
 
 
 # -- the discarding endpoint ---------------------------------------------------------------------
-def serve(port: int, seconds: float = 3600) -> None:
-    """A gRPC endpoint on 127.0.0.1:PORT that counts upserted points and stores nothing."""
+def serve(port: int, seconds: float = 3600, api_key: str | None = None, max_receive: int = 256 * 2**20) -> None:
+    """A gRPC endpoint on 127.0.0.1:PORT that counts upserted points and stores nothing.
+
+    It keeps collection configs (so creating, reading and updating them behaves), refuses calls
+    without ``api-key: API_KEY`` when one is set, and rejects requests over ``max_receive`` bytes.
+    """
     import grpc
     from qdrant_client import grpc as g
 
@@ -60,7 +64,8 @@ def serve(port: int, seconds: float = 3600) -> None:
             collections[request.collection_name] = g.CollectionConfig(
                 params=g.CollectionParams(vectors_config=request.vectors_config),
                 hnsw_config=g.HnswConfigDiff(m=16, ef_construct=100, full_scan_threshold=10000),
-                optimizer_config=OPTIMIZER_DEFAULTS, wal_config=g.WalConfigDiff(wal_capacity_mb=32, wal_segments_ahead=0, wal_retain_closed=1))
+                optimizer_config=OPTIMIZER_DEFAULTS,
+                wal_config=g.WalConfigDiff(wal_capacity_mb=32, wal_segments_ahead=0, wal_retain_closed=1))
             collections[request.collection_name].optimizer_config.MergeFrom(request.optimizers_config)
             return done()
 
@@ -95,8 +100,15 @@ def serve(port: int, seconds: float = 3600) -> None:
         def Count(self, request, context):  # noqa: N802
             return g.CountResponse(result=g.CountResult(count=points["n"]))
 
-    opts = [("grpc.max_receive_message_length", 256 * 2**20), ("grpc.max_send_message_length", 256 * 2**20)]
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=opts)
+    class KeyCheck(grpc.ServerInterceptor):
+        def intercept_service(self, continuation, details):
+            if api_key is None or dict(details.invocation_metadata).get("api-key") == api_key:
+                return continuation(details)
+            return grpc.unary_unary_rpc_method_handler(
+                lambda request, context: context.abort(grpc.StatusCode.UNAUTHENTICATED, "Invalid api-key"))
+
+    opts = [("grpc.max_receive_message_length", max_receive), ("grpc.max_send_message_length", 256 * 2**20)]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=opts, interceptors=[KeyCheck()])
     g.add_QdrantServicer_to_server(Root(), server)
     g.add_CollectionsServicer_to_server(Collections(), server)
     g.add_PointsServicer_to_server(Points(), server)
@@ -115,10 +127,13 @@ def free_port() -> int:
 class NullEndpoint:
     """``serve`` in a subprocess on a free loopback port; ``with NullEndpoint() as ep: ep.port``."""
 
-    def __init__(self, seconds: float = 600) -> None:
+    def __init__(self, seconds: float = 600, api_key: str | None = None, max_receive: int | None = None) -> None:
         self.port = free_port()
-        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(self.port), str(seconds)],
-                                     stdout=subprocess.PIPE, text=True)
+        self.api_key = api_key
+        cmd = [sys.executable, __file__, "--serve", str(self.port), "--seconds", str(seconds)]
+        cmd += ["--api-key", api_key] if api_key else []
+        cmd += ["--max-receive", str(max_receive)] if max_receive else []
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if line.strip() != "ready":
@@ -132,7 +147,8 @@ class NullEndpoint:
     def client(self):
         from qdrant_client import QdrantClient
 
-        return QdrantClient(url=self.url, grpc_port=self.port, prefer_grpc=True, check_compatibility=False)
+        return QdrantClient(url=self.url, grpc_port=self.port, prefer_grpc=True, check_compatibility=False,
+                            api_key=self.api_key)
 
     def count(self) -> int:
         c = self.client()
@@ -257,8 +273,15 @@ def main() -> None:
         print(f"  {label:<{width}}  {r:>9,.0f} points/s  {r / base:5.2f}x upload_collection")
 
 
+def serve_main() -> None:
+    ap = argparse.ArgumentParser(description="the discarding endpoint alone")
+    ap.add_argument("--serve", type=int, metavar="PORT", required=True)
+    ap.add_argument("--seconds", type=float, default=3600)
+    ap.add_argument("--api-key")
+    ap.add_argument("--max-receive", type=int, default=256 * 2**20)
+    args = ap.parse_args()
+    serve(args.serve, args.seconds, args.api_key, args.max_receive)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) >= 3 and sys.argv[1] == "--serve":
-        serve(int(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else 3600)
-    else:
-        main()
+    serve_main() if "--serve" in sys.argv else main()

@@ -28,7 +28,7 @@ def _client(path: Path):
 
 @pytest.fixture(scope="module")
 def chroma_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
-    """docs (cosine, 300 rows with metadata and documents), dots (ip), plain (default l2), empty."""
+    """docs (cosine, 300 rows with metadata and documents), dots (ip), plain (default l2), configured, empty."""
     root = tmp_path_factory.mktemp("chroma") / "db"
     rng = np.random.default_rng(7)
     x = rng.standard_normal((N, DIM)).astype(np.float32)
@@ -44,6 +44,8 @@ def chroma_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarr
     c.create_collection("dots", metadata={"hnsw:space": "ip"}).add(ids=["a", "b"], embeddings=x[:2])
     c.create_collection("plain").add(ids=["p"], embeddings=x[:1])
     c.create_collection("empty")
+    # chromadb >= 1.0 also takes the distance as configuration (no hnsw:space metadata then)
+    c.create_collection("configured", configuration={"hnsw": {"space": "cosine"}}).add(ids=["q"], embeddings=x[:1])
     c.close()
     return root, x
 
@@ -68,13 +70,14 @@ def test_detect(chroma_dir):
 
 def test_several_collections_need_a_choice(chroma_dir):
     root, _ = chroma_dir
-    with pytest.raises(SourceError, match=r"4 collections \(docs, dots, empty, plain\).*--source-collection"):
+    want = r"5 collections \(configured, docs, dots, empty, plain\).*--source-collection"
+    with pytest.raises(SourceError, match=want):
         ChromaSource(str(root)).info()
 
 
 def test_info_and_distances(chroma_dir):
     root, _ = chroma_dir
-    expect = {"docs": ("cosine", N), "dots": ("dot", 2), "plain": ("euclid", 1)}
+    expect = {"docs": ("cosine", N), "dots": ("dot", 2), "plain": ("euclid", 1), "configured": ("cosine", 1)}
     for name, (dist, count) in expect.items():
         with ChromaSource(str(root), _opts(name)) as src:
             info = src.info()
@@ -135,7 +138,8 @@ def test_search_scores(chroma_dir):
 
 def test_missing_and_empty_collection(chroma_dir):
     root, _ = chroma_dir
-    with pytest.raises(SourceError, match="no Chroma collection 'nope'; it holds: docs, dots, empty, plain"):
+    want = "no Chroma collection 'nope'; it holds: configured, docs, dots, empty, plain"
+    with pytest.raises(SourceError, match=want):
         ChromaSource(str(root), _opts("nope")).info()
     with pytest.raises(SourceError, match="'empty' is empty; nothing to migrate"):
         ChromaSource(str(root), _opts("empty")).info()
@@ -165,3 +169,16 @@ def test_no_collections(tmp_path):
     _client(root).close()
     with pytest.raises(SourceError, match="holds no collection"):
         ChromaSource(str(root)).info()
+
+
+def test_cli(chroma_dir, cli, tmp_path):
+    root, _ = chroma_dir
+    qd = tmp_path / "qd"
+    res = cli("qdrant", "migrate", "--source", root, "--target", "docs", "--path", qd, "--source-collection", "docs")
+    assert res.exit_code == 0, res.output
+    res = cli("qdrant", "verify", "--collection", "docs", "--source", root, "--path", qd,
+              "--source-collection", "docs", "--full")
+    assert res.exit_code == 0, res.output
+    res = cli("qdrant", "migrate", "--source", root, "--target", "x", "--path", qd)
+    assert res.exit_code == 2
+    assert "Error:" in res.stderr and "--source-collection NAME" in res.stderr and "Traceback" not in res.output

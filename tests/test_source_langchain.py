@@ -237,3 +237,14 @@ def test_document_missing_from_docstore_is_rejected(lc_dir, tmp_path):
     assert reasons == ["FAISS row 6 has no docstore id in index.pkl",
                        "the docstore holds no document for id 'not-in-docstore' (LangChain itself fails on it)"]
     assert len(batches[0].vectors) == len(batches[0].ids) == 98
+
+
+def test_cli(lc_dir, cli, tmp_path):
+    root, _, _ = lc_dir
+    qd = tmp_path / "qd"
+    res = cli("qdrant", "migrate", "--source", root, "--target", "lc", "--path", qd)
+    assert res.exit_code == 2 and "--trust-pickle" in res.stderr and "Traceback" not in res.output
+    res = cli("qdrant", "migrate", "--source", root, "--target", "lc", "--path", qd, "--trust-pickle")
+    assert res.exit_code == 0, res.output
+    res = cli("qdrant", "verify", "--collection", "lc", "--source", root, "--path", qd, "--trust-pickle", "--full")
+    assert res.exit_code == 0, res.output

@@ -140,3 +140,15 @@ def test_empty_index_and_unknown_namespace(tmp_path):
         LlamaIndexSource(str(d), SourceOptions(collection="nope")).info()
     with pytest.raises(SourceError, match="no such file"):
         LlamaIndexSource(str(tmp_path / "missing")).info()
+
+
+def test_cli(li_dir, cli, tmp_path):
+    root, _ = li_dir
+    qd = tmp_path / "qd"
+    res = cli("qdrant", "migrate", "--source", root, "--target", "li", "--path", qd)
+    assert res.exit_code == 0, res.output
+    res = cli("qdrant", "verify", "--collection", "li", "--source", root, "--path", qd, "--full")
+    assert res.exit_code == 0, res.output
+    res = cli("qdrant", "migrate", "--source", root, "--target", "x", "--path", qd, "--source-collection", "nope")
+    assert res.exit_code == 2 and "no vector store namespace 'nope'" in res.stderr
+    assert "Traceback" not in res.output

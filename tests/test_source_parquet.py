@@ -362,3 +362,14 @@ def test_cli_bad_file_is_one_line_error(cli, tmp_path):
     assert res.exit_code == 2
     out = res.output.strip()
     assert "bad.parquet: not a readable Parquet file" in out and "Traceback" not in out
+
+
+def test_files_with_different_payload_columns(tmp_path):
+    x = RNG.standard_normal((6, 4)).astype(np.float32)
+    pq.write_table(pa.table({"id": [0, 1, 2], "v": _fsl(x[:3]), "a": ["x", "y", "z"]}), tmp_path / "1.parquet")
+    pq.write_table(pa.table({"id": [3, 4, 5], "v": _fsl(x[3:]), "b": [1, 2, 3]}), tmp_path / "2.parquet")
+    ids, got, pays, _, _ = _read_all(ParquetSource(str(tmp_path)), 10)
+    assert ids == list(range(6)) and pays[0] == {"a": "x"} and pays[4] == {"b": 2}
+    pq.write_table(pa.table({"key": [6], "v": _fsl(x[:1])}), tmp_path / "3.parquet")
+    with pytest.raises(SourceError, match="3.parquet: has no column 'id'"):
+        ParquetSource(str(tmp_path)).info()

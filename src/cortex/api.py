@@ -17,13 +17,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import orjson
 
-from cortex.errors import ConflictError, SourceError
+from cortex.errors import ConflictError, SourceError, TargetError
 from cortex.ids import DEFAULT_ID_FIELD
-from cortex.pipeline import Counts, MigrationSummary, PipelineOptions, Progress, run
+from cortex.pipeline import Checkpoint, Counts, MigrationSummary, PipelineOptions, Progress, run
 from cortex.retry import RetryPolicy
 from cortex.sources import SourceOptions, open_source
 from cortex.sources.base import Rejected
@@ -63,6 +64,7 @@ def migrate(
     distance: str | None = None,
     id_field: str = DEFAULT_ID_FIELD,
     defer_indexing: bool = True,
+    build_index: bool = True,
     dry_run: bool = False,
     strict: bool = False,
     dead_letter: str | None = None,
@@ -76,110 +78,203 @@ def migrate(
     on_event: Event | None = None,
     command: str | None = None,
 ) -> MigrationSummary:
-    """Migrate ``source`` into ``collection``, resuming a checkpointed run of the same pair."""
+    """Migrate ``source`` into ``collection``, resuming a checkpointed run of the same pair.
+
+    State lives in ``state_dir`` (see :mod:`cortex.state`): the checkpoint is saved at most
+    every ``checkpoint_seconds`` and whenever the run stops.  A changed source is refused
+    (``restart=True`` starts over, recreating the collection when this migration created
+    it); a finished migration is not redone.  ``build_index=False`` leaves a deferred index
+    for a later :func:`optimize`.  Setting ``stop`` ends the run cleanly at a batch boundary
+    (status ``interrupted``, checkpoint saved).
+    """
     say = on_event or (lambda _m: None)
     if batch_size < 1:
         raise SourceError("--batch-size must be at least 1")
     src = open_source(source, source_type, options)
-    tgt, own = _target(target, dict(path=path, url=url, api_key=api_key, prefer_grpc=prefer_grpc,
-                                    grpc_port=grpc_port))
-    store = None if dry_run else StateStore(state_dir)
-    mid = migration_id(source, tgt.location, collection)
+    tgt: Target | None = None
+    own = False
+    store: StateStore | None = None
     try:
-        resume = None
-        start = None
-        dl_offset = None
-        rec = store.get(mid) if store else None
+        tgt, own = _target(target, dict(path=path, url=url, api_key=api_key, prefer_grpc=prefer_grpc,
+                                        grpc_port=grpc_port))
+        store = None if dry_run else StateStore(state_dir)
+        mid = migration_id(source, tgt.location, collection)
         if store is not None:
-            store.lock(mid, f"a migration of {source} into '{collection}'")
-        fp = src.fingerprint()
+            _lock(store, mid, source, tgt, collection)
+        rec = store.get(mid) if store is not None else None
+        fp = orjson.loads(orjson.dumps(src.fingerprint(), option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS))
         if rec is not None and restart:
-            store.delete(mid)
+            _start_over(store, rec, tgt, say, "--restart")
             rec = None
         if rec is not None and rec.fingerprint != fp:
+            done = f"{rec.counts.get('read', 0):,} records done"
             raise ConflictError(
-                f"{source} changed since the checkpoint of {_when(rec.updated, '%Y-%m-%d %H:%M')} "
-                f"({rec.counts.get('read', 0):,} records done); resuming would mix two versions: "
-                "re-run with --restart to migrate it from the beginning"
+                f"{source} changed since it was migrated ({_when(rec.updated)}, {done}); re-run with --restart to "
+                "migrate it again" if rec.status == "done" else
+                f"{source} changed since the checkpoint of {_when(rec.updated)} ({done}); resuming would mix two "
+                "versions of it: re-run with --restart to migrate it from the beginning"
             )
+        info = src.info()
+        if rec is not None:
+            rec = _check_target(store, rec, tgt, say)
         if rec is not None and rec.status == "done":
-            from cortex.pipeline import prepare_collection
+            from cortex.pipeline import prepare_collection, resolve_distance
 
-            info = src.info()
-            dist = (distance or info.distance or "cosine").lower()
-            prepare_collection(tgt, collection, info.dim or 0, dist, defer_indexing, dry_run=True)
+            prepare_collection(tgt, collection, info.dim or 0, resolve_distance(info, distance), defer_indexing,
+                               dry_run=True)  # the collection still fits the source: same dim and distance
             say(f"already migrated: {source} -> '{collection}' ({rec.counts.get('written', 0):,} points); "
                 "use --restart to run it again")
             return _summary_from(rec, src.kind, tgt.location)
+        resume = start = None
         if rec is not None and rec.cursor is not None:
-            resume, start, dl_offset = rec.cursor, Counts(**rec.counts), rec.dead_letter_offset
+            resume, start = rec.cursor, Counts(**rec.counts)
             total = f" / {rec.total:,}" if rec.total else ""
-            say(f"resuming at {start.read:,}{total} (checkpoint of {_when(rec.updated, '%H:%M:%S')})")
-        dl_path = Path(dead_letter) if dead_letter else (store.dead_letter_path(mid, collection) if store else None)
-        if rec is None and dl_path is not None and dl_path.exists() and store is not None and not dead_letter:
-            dl_path.unlink()  # a fresh run starts a fresh dead-letter file
+            say(f"resuming at {start.read:,}{total} (checkpoint of {_when(rec.updated)})")
+        dl_path = Path(dead_letter) if dead_letter else None
         if store is not None:
-            rec = rec or MigrationRecord(
-                id=mid, source=source, source_kind=src.kind, target=tgt.location, collection=collection,
-                status="running", fingerprint=fp, cursor=None, counts=asdict(Counts()),
-                dead_letter=str(dl_path) if dl_path else None, dead_letter_offset=0, total=None,
-                created_collection=False, started=time.time(), updated=time.time(), pid=os.getpid(),
-                command=command)
-            rec.status, rec.pid, rec.error = "running", os.getpid(), None
+            if rec is not None and resume is not None and rec.dead_letter and dl_path is not None \
+                    and dl_path.resolve() != Path(rec.dead_letter).resolve():
+                say(f"--dead-letter {dead_letter} ignored: this resumed migration keeps writing to {rec.dead_letter}")
+                dl_path = None
+            dl_path = dl_path or (Path(rec.dead_letter) if rec is not None and rec.dead_letter
+                                  else store.dead_letter_path(mid, collection))
+            if rec is None:
+                rec = MigrationRecord(
+                    id=mid, source=source, source_kind=src.kind, target=tgt.location, collection=collection,
+                    status="running", fingerprint=fp, cursor=None, counts=asdict(Counts()), dead_letter=None,
+                    dead_letter_offset=0, total=None, created_collection=False, started=time.time(),
+                    updated=time.time(), pid=os.getpid())
+            if resume is None:  # a fresh start (kept: the record of a run that died before its first checkpoint)
+                rec.counts, rec.dead_letter_offset, rec.seen_offset = asdict(Counts()), 0, 0
+                rec.started = time.time()
+            rec.status, rec.pid, rec.error, rec.total = "running", os.getpid(), None, info.count
             rec.command = command or rec.command
+            rec.dead_letter = str(dl_path)
+            rec.seen_log = str(store.seen_log_path(mid))
             store.put(rec)
-        last_save = [time.monotonic()]
-        pending: list[Any] = [None]
-
-        def on_commit(cursor: Any, counts: Counts, dl_off: int) -> None:
-            if store is None or rec is None:
-                return
-            rec.cursor, rec.counts, rec.dead_letter_offset = cursor, asdict(counts), dl_off
-            pending[0] = True
-            if time.monotonic() - last_save[0] >= checkpoint_seconds:
-                store.put(rec)
-                pending[0] = None
-                last_save[0] = time.monotonic()
-
-        def on_created() -> None:
-            if store is not None and rec is not None:
-                rec.created_collection = True
-                store.put(rec)
-
+        saver = _Checkpointer(store, rec, checkpoint_seconds)
         opts = PipelineOptions(batch_size=batch_size, workers=workers, id_field=id_field,
-                               defer_indexing=defer_indexing, dry_run=dry_run, strict=strict,
+                               defer_indexing=defer_indexing, build_index=build_index, dry_run=dry_run,
+                               strict=strict,
                                retry=RetryPolicy(retries=retries, max_seconds=retry_max_seconds,
                                                  on_retry=lambda a, d, e: say(f"retry {a}/{retries} in {d:.1f}s: {e}")))
-        if rec is not None:
-            try:
-                rec.total = src.info().count
-            except SourceError:
-                rec.total = None
         try:
             summary = run(src, tgt, collection, opts, distance=distance, dead_letter=dl_path, progress=progress,
-                          resume=resume, start_counts=start, on_commit=on_commit, on_created=on_created,
-                          stop=stop, dead_letter_offset=dl_offset)
+                          resume=resume, start_counts=start, stop=stop, info=info,
+                          on_commit=saver.commit if rec is not None else None,
+                          on_phase=saver.phase if rec is not None else None,
+                          dead_letter_offset=rec.dead_letter_offset if rec is not None else 0,
+                          seen_log=Path(rec.seen_log) if rec is not None and rec.seen_log else None,
+                          seen_offset=rec.seen_offset if rec is not None else 0)
         except BaseException as e:
-            if store is not None and rec is not None:
-                rec.status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-                rec.error = str(e)[:500]
-                store.put(rec)
+            if rec is not None:
+                saver.finish("interrupted" if isinstance(e, KeyboardInterrupt) else "failed", error=str(e)[:500])
+                if isinstance(e, TargetError) and rec.cursor is not None:
+                    raise type(e)(f"{e} (progress is checkpointed at {rec.counts.get('read', 0):,} records: "
+                                  "re-run the same command to resume)") from e
             raise
-        if store is not None and rec is not None:
-            rec.status = summary.status
-            rec.counts = {k: getattr(summary, k) for k in asdict(Counts())}
-            store.put(rec)
+        if rec is not None:
+            saver.finish(summary.status)
         return summary
     finally:
         if store is not None:
             store.close()
         src.close()
-        if own:
+        if own and tgt is not None:
             tgt.close()
 
 
-def _when(t: float, fmt: str) -> str:
-    return time.strftime(fmt, time.localtime(t))
+class _Checkpointer:
+    """Keeps the migration's record in step with the pipeline; saves it at most every ``seconds``."""
+
+    def __init__(self, store: StateStore | None, rec: MigrationRecord | None, seconds: float) -> None:
+        self.store, self.rec, self.seconds = store, rec, seconds
+        self.last = time.monotonic()
+
+    def save(self) -> None:
+        assert self.store is not None and self.rec is not None
+        self.store.put(self.rec)
+        self.last = time.monotonic()
+
+    def commit(self, ck: Checkpoint) -> None:
+        rec = self.rec
+        assert rec is not None
+        rec.cursor, rec.counts = ck.cursor, asdict(ck.counts)
+        rec.dead_letter_offset, rec.seen_offset = ck.dead_letter_offset, ck.seen_offset
+        if time.monotonic() - self.last >= self.seconds:
+            self.save()
+
+    def phase(self, name: str) -> None:
+        assert self.rec is not None
+        if name == "loading" and self.rec.phase == "creating":
+            self.rec.created_collection = True
+        self.rec.phase = name
+        self.save()
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        rec = self.rec
+        assert rec is not None
+        rec.status, rec.error = status, error
+        if status == "done":
+            rec.phase = "done"
+            if rec.seen_log:  # a finished migration never resumes: the seen-ids log is not needed any more
+                Path(rec.seen_log).unlink(missing_ok=True)
+                rec.seen_offset = 0
+        self.save()
+
+
+def _lock(store: StateStore, mid: str, source: str, tgt: Target, collection: str) -> None:
+    """One process per migration (state lock) and, embedded, per collection (a lock file next to it)."""
+    store.lock(mid, f"a migration of {source} into '{collection}'")
+    if tgt.kind == "embedded":
+        store.lock_file("collection", Path(tgt.location) / ".cortex-locks" / f"{quote(collection, safe='')}.lock",
+                        f"collection '{collection}' in {tgt.location} is being written by another migration "
+                        "(pid {pid}); wait for it to finish or stop it first")
+
+
+def _start_over(store: StateStore | None, rec: MigrationRecord, tgt: Target, say: Event, why: str) -> None:
+    """Forget a migration's checkpoint; a collection it created is deleted, so the new run yields exactly the source."""
+    assert store is not None
+    if (rec.created_collection or rec.phase == "creating") and rec.collection in tgt.list_collections():
+        say(f"{why}: deleting collection '{rec.collection}' (created by this migration) to start over")
+        tgt.delete_collection(rec.collection)
+    if rec.seen_log:
+        Path(rec.seen_log).unlink(missing_ok=True)
+    store.delete(rec.id)
+
+
+def _check_target(store: StateStore | None, rec: MigrationRecord, tgt: Target, say: Event) -> MigrationRecord | None:
+    """The record, when the collection still holds what it says; None to start over; else ConflictError."""
+    assert store is not None
+    coll = rec.collection
+    if rec.phase == "creating":
+        # The last run died while creating the collection: nothing acknowledged lives there, and an
+        # embedded shard killed half-way may not even load.  Remove it and start from the beginning.
+        if coll in tgt.list_collections():  # embedded: possibly a directory that no longer loads
+            say(f"removing collection '{coll}' left half-created by the interrupted run")
+            tgt.delete_collection(coll)
+        store.delete(rec.id)
+        return None
+    if rec.cursor is None:
+        return rec
+    info = tgt.collection_info(coll)
+    if info is None:
+        say(f"collection '{coll}' no longer exists at {tgt.location}; migrating {rec.source} from the beginning")
+        _start_over(store, rec, tgt, say, "collection gone")
+        return None
+    expected = rec.counts.get("written", 0) - rec.counts.get("duplicates", 0)
+    have = tgt.count(coll, exact=True)
+    if have < expected:
+        raise ConflictError(
+            f"collection '{coll}' at {tgt.location} holds {have:,} points but {expected:,} were written into it "
+            f"by this migration: it was changed since ({_when(rec.updated)}); re-run with --restart to migrate "
+            f"{rec.source} from the beginning"
+        )
+    return rec
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
 def _summary_from(rec: MigrationRecord, kind: str, location: str) -> MigrationSummary:
@@ -192,7 +287,11 @@ def _summary_from(rec: MigrationRecord, kind: str, location: str) -> MigrationSu
 
 
 def migrations(state_dir: str = DEFAULT_STATE_DIR) -> list[dict[str, Any]]:
-    """Known migrations with progress and state (running / interrupted / failed / done)."""
+    """Known migrations, newest first: source, target, progress, state (running / interrupted / failed / done).
+
+    A record left ``running`` by a process that died without saying so (SIGKILL, power loss)
+    shows as ``interrupted``: its lock is free.
+    """
     if not Path(state_dir, "state.sqlite").exists():
         return []
     store = StateStore(state_dir)
@@ -201,7 +300,9 @@ def migrations(state_dir: str = DEFAULT_STATE_DIR) -> list[dict[str, Any]]:
         for r in store.all():
             d = r.to_dict()
             if r.status == "running" and not store.is_locked(r.id):
-                d["status"] = "interrupted"  # its process died without saying so (e.g. SIGKILL)
+                d["status"] = "interrupted"
+            d["rejected"] = r.counts.get("rejected", 0)
+            d["progress"] = r.counts.get("read", 0)
             out.append(d)
         return out
     finally:

@@ -13,6 +13,7 @@ import shlex
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -158,6 +159,7 @@ def _target_kw(path, url, api_key, prefer_grpc, grpc_port) -> dict[str, Any]:
 @qdrant.command(epilog="Example: cortex qdrant migrate --source export.jsonl --target code_vectors --batch-size 500")
 @handle_errors
 def migrate(
+    ctx: typer.Context,
     source: Annotated[str, typer.Option("--source", "-s", help="What to migrate: a file, directory or URL.")],
     target: Annotated[str, typer.Option("--target", "-t", help="Qdrant collection to write into.")],
     batch_size: Annotated[int, typer.Option("--batch-size", help="Points per upsert.", min=1)] = 500,
@@ -172,10 +174,13 @@ def migrate(
     dead_letter: Annotated[str | None, typer.Option("--dead-letter", help="Where rejected records go (JSONL; "
                                                     "default .cortex/dead-letter/).")] = None,
     state_dir: Annotated[str, typer.Option("--state-dir", help="Checkpoints and locks.")] = ".cortex",
-    restart: Annotated[bool, typer.Option("--restart", help="Ignore the checkpoint; start over.")] = False,
+    restart: Annotated[bool, typer.Option("--restart", help="Ignore the checkpoint and start over (a collection "
+                                          "this migration created is recreated).")] = False,
     retries: Annotated[int, typer.Option("--retries", help="Retries of a transient target fault.")] = 8,
     retry_max_seconds: Annotated[float, typer.Option("--retry-max-seconds", help="Longest wait between "
                                                      "retries.")] = 30.0,
+    checkpoint_seconds: Annotated[float, typer.Option("--checkpoint-seconds", min=0, help="Save the checkpoint "
+                                                      "at most this often (it is always saved on exit).")] = 1.0,
     json_out: JsonOpt = False,
     source_type: SourceTypeOpt = None, ids: IdsOpt = None, payloads: PayloadsOpt = None,
     metadata: MetadataOpt = None, dimensions: DimsOpt = None, source_collection: SrcCollOpt = None,
@@ -195,16 +200,15 @@ def migrate(
                           vector_column, id_column, trust_pickle, source_opt)
     stop = threading.Event()
     got: list[int] = []
-    command = "cortex " + shlex.join(sys.argv[1:]) if sys.argv and "cortex" in Path(sys.argv[0]).name else None
-    command = command or "the same cortex qdrant migrate command"
+    command = _resume_command(ctx)
 
     def on_signal(signum: int, _frame: Any) -> None:
-        if got:  # second signal: leave now; the last checkpoint stays usable
+        if got:  # second signal: leave now; the last saved checkpoint stays usable
             os._exit(128 + signum)
         got.append(signum)
         stop.set()
         err.print(f"\n{signal.Signals(signum).name}: finishing the batches in flight and saving the checkpoint "
-                  "(again to quit at once)")
+                  "(again to quit at once)", highlight=False)
 
     old = {}
     if threading.current_thread() is threading.main_thread():
@@ -215,8 +219,9 @@ def migrate(
             source, target, source_type=source_type, options=opts, batch_size=batch_size, workers=workers,
             distance=distance, id_field=id_field, defer_indexing=defer_indexing, dry_run=dry_run, strict=strict,
             dead_letter=dead_letter, state_dir=state_dir, restart=restart, retries=retries,
-            retry_max_seconds=retry_max_seconds, progress=RichProgress(f"migrate → {target}"), stop=stop,
-            on_event=lambda m: err.print(m, highlight=False), command=command,
+            retry_max_seconds=retry_max_seconds, checkpoint_seconds=checkpoint_seconds,
+            progress=RichProgress(f"migrate → {target}"), stop=stop,
+            on_event=lambda m: err.print(m, highlight=False, soft_wrap=True), command=command,
             **_target_kw(path, url, api_key, prefer_grpc, grpc_port))
     finally:
         for s, h in old.items():
@@ -229,25 +234,50 @@ def migrate(
         t = Table(title=f"{summary.source} → {summary.collection} ({summary.target})", show_header=False)
         for k in ("status", "read", "written", "rejected", "skipped", "duplicates", "seconds", "points_per_second"):
             t.add_row(k.replace("_", " "), f"{d[k]:,}" if isinstance(d[k], int | float) else str(d[k]))
+        if summary.resumed_from:
+            t.add_row("resumed from", f"{summary.resumed_from:,}")
         if summary.dry_run:
             t.add_row("dry run", "nothing was written")
         if summary.dead_letter:
             t.add_row("dead letter", summary.dead_letter)
         out.print(t)
-    for w in summary.warnings:
-        err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
-    if summary.duplicates:
-        err.print(f"[yellow]{summary.duplicates} duplicate id(s) in the source; the last one won[/yellow] "
-                  f"(e.g. {', '.join(map(str, summary.duplicate_examples[:5]))})", highlight=False)
+        for w in summary.warnings:
+            err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+        if summary.duplicates:
+            err.print(f"[yellow]{summary.duplicates} duplicate id(s) in the source; the last one won[/yellow] "
+                      f"(e.g. {', '.join(map(str, summary.duplicate_examples[:5]))})", highlight=False)
     if summary.status == "interrupted":
-        code = 128 + (got[0] if got else signal.SIGINT)
-        err.print(f"Interrupted at {summary.read:,} records; the checkpoint is saved. Resume with:\n  {command}",
-                  highlight=False, soft_wrap=True)
-        raise typer.Exit(code)
+        err.print(f"Interrupted at {summary.read:,} records; the checkpoint is saved. Resume with (from "
+                  f"{Path.cwd()}):\n  {command}", highlight=False, soft_wrap=True)
+        raise typer.Exit(128 + (got[0] if got else signal.SIGINT))
     if summary.rejected:
         err.print(f"[yellow]{summary.rejected} record(s) rejected[/yellow]; see {summary.dead_letter}",
                   highlight=False)
         raise typer.Exit(PARTIAL)
+
+
+def _resume_command(ctx: typer.Context) -> str:
+    """The running ``migrate`` command as typed, minus ``--restart`` and with the API key hidden.
+
+    Rebuilt from the options given on the command line (not from ``sys.argv``), so it is
+    right however cortex was started (console script, ``python -m cortex``, in-process).
+    """
+    parts = ["cortex", "qdrant", ctx.info_name or "migrate"]
+    for p in ctx.command.params:
+        if p.name in (None, "restart") or p.param_type_name != "option":
+            continue
+        src = ctx.get_parameter_source(p.name)
+        if src is None or src.name != "COMMANDLINE":
+            continue
+        value = ctx.params[p.name]
+        if getattr(p, "is_flag", False):
+            flag = p.opts[0] if value else (p.secondary_opts[0] if p.secondary_opts else None)
+            parts += [flag] if flag else []
+            continue
+        name = next((o for o in p.opts if o.startswith("--")), p.opts[0])
+        for v in value if isinstance(value, list | tuple) else [value]:
+            parts += [name, "<your-api-key>" if p.name == "api_key" else str(v)]
+    return shlex.join(parts).replace("'<your-api-key>'", "<your-api-key>")
 
 
 # -- verify -------------------------------------------------------------------------------
@@ -259,7 +289,8 @@ def verify(
     sample: Annotated[int, typer.Option("--sample", help="Source points to compare (without --full).")] = 100,
     full: Annotated[bool, typer.Option("--full", help="Compare every point, and list extra ids.")] = False,
     tolerance: Annotated[float, typer.Option("--tolerance", help="Max abs vector difference.")] = 1e-5,
-    report: Annotated[str | None, typer.Option("--report", help="Write the full JSON report here.")] = None,
+    report: Annotated[str | None, typer.Option("--report", help="Write every problem to a report: FILE.html "
+                                               "(+ FILE.json beside it) or FILE.json (+ FILE.html).")] = None,
     id_field: IdFieldOpt = "source_id",
     json_out: JsonOpt = False,
     source_type: SourceTypeOpt = None, ids: IdsOpt = None, payloads: PayloadsOpt = None,
@@ -272,18 +303,26 @@ def verify(
     path: PathOpt = None, url: UrlOpt = None, api_key: KeyOpt = None, prefer_grpc: GrpcOpt = True,
     grpc_port: GrpcPortOpt = 6334,
 ) -> None:
-    """Check a collection: counts, sampled points and a search; with --source, that it equals the source."""
+    """Check a collection: counts, sampled points and a search; with --source, that it equals the source.
+
+    With --full every point is compared (missing and extra ids, vectors within --tolerance
+    after Qdrant's cosine normalization, payloads); the first 20 problems are printed, all of
+    them go to the --report file.
+    """
     from cortex import api
 
     opts = source_options(ids, payloads, metadata, dimensions, distance, source_collection, table, query,
                           vector_column, id_column, trust_pickle, source_opt)
     rep = api.verify(collection, source=source, source_type=source_type, options=opts, sample=sample, full=full,
-                     tolerance=tolerance, id_field=id_field,
+                     tolerance=tolerance, id_field=id_field, max_problems=1_000_000 if report else 1000,
                      progress=RichProgress(f"verify {collection}") if source else None,
                      **_target_kw(path, url, api_key, prefer_grpc, grpc_port))
     d = rep.to_dict()
     if report:
-        Path(report).write_bytes(orjson.dumps(d, default=str, option=orjson.OPT_INDENT_2))
+        from cortex.report import verify_page, write_report
+
+        jpath, hpath = write_report(report, d, verify_page(d))
+        err.print(f"report: {hpath} (+ {jpath})", highlight=False)
     if json_out:
         emit_json(d)
     else:
@@ -437,15 +476,23 @@ def migrations(
     if json_out:
         emit_json(rows)
         return
-    t = Table(title="migrations")
-    for c in ("source", "target", "collection", "state", "progress", "rejected", "dead letter"):
+    if not rows:
+        out.print(f"no migrations recorded in {state_dir}")
+        return
+    t = Table(title=f"migrations ({state_dir})")
+    for c in ("source", "target", "collection", "state", "progress", "rejected", "dead letter", "updated"):
         t.add_column(c)
     for r in rows:
-        c = r["counts"]
-        total = f" / {r['total']:,}" if r.get("total") else ""
-        t.add_row(r["source"], r["target"], r["collection"], r["status"], f"{c.get('read', 0):,}{total}",
-                  str(c.get("rejected", 0)), r.get("dead_letter") or "-")
+        read, total = r["progress"], r.get("total")
+        progress = f"{read:,} / {total:,} ({100 * read / total:.0f}%)" if total else f"{read:,}"
+        state = r["status"] + (f": {r['error']}" if r["status"] == "failed" and r.get("error") else "")
+        t.add_row(r["source"], r["target"], r["collection"], state, progress, f"{r['rejected']:,}",
+                  r["dead_letter"] if r["rejected"] else "-",
+                  time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["updated"])))
     out.print(t)
+    resumable = [r for r in rows if r["status"] in ("interrupted", "failed") and r.get("command")]
+    for r in resumable:
+        out.print(f"resume {r['collection']}: {r['command']}", highlight=False, soft_wrap=True)
 
 
 def _version(value: bool) -> None:

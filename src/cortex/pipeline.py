@@ -10,12 +10,14 @@ before it is durable in the target, so a checkpoint never skips an unwritten bat
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,6 +27,7 @@ import orjson
 from cortex.errors import (
     BatchTooLargeError,
     ConflictError,
+    CortexError,
     RecordError,
     SourceError,
     TargetError,
@@ -33,7 +36,7 @@ from cortex.errors import (
 from cortex.ids import DEFAULT_ID_FIELD, map_ids
 from cortex.retry import RetryPolicy, with_retries
 from cortex.seen_ids import SeenIds, id_keys
-from cortex.sources.base import DISTANCES, Batch, Rejected, Source
+from cortex.sources.base import DISTANCES, Batch, Rejected, Source, SourceInfo
 from cortex.targets.base import Target
 
 
@@ -102,6 +105,78 @@ class Prepared:
     counts: Counts
     dup_ids: list[Any]
     after_duplicate: bool  # holds an id seen in an earlier batch: write after earlier ones land
+    new_keys: np.ndarray | None = None  # id keys this batch added to the seen set (logged at commit)
+
+
+@dataclass
+class Checkpoint:
+    """What ``on_commit`` receives: everything up to ``cursor`` is durable in the target."""
+
+    cursor: Any
+    counts: Counts
+    dead_letter_offset: int  # bytes of the dead-letter file that belong to the committed prefix
+    seen_offset: int  # bytes of the seen-ids log that belong to it
+
+
+class SeenLog:
+    """Append-only log of the seen id keys (8 bytes each), so duplicates are still detected after a resume.
+
+    ``open(path, offset)`` truncates the log to ``offset`` (the checkpoint's) and returns the
+    :class:`SeenIds` holding its keys; :meth:`write` appends the keys of each committed batch
+    (unbuffered: a checkpoint never records bytes still in a buffer).
+    """
+
+    def __init__(self, path: Path, offset: int) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
+        self._fh.truncate(offset)
+        self.offset = offset
+
+    def load(self, seen: SeenIds) -> None:
+        keys = np.fromfile(self.path, dtype=np.uint64, count=self.offset // 8)
+        if len(keys):
+            seen.add(keys)
+
+    def write(self, keys: np.ndarray | None) -> None:
+        if keys is not None and len(keys):
+            self.offset += self._fh.write(np.ascontiguousarray(keys, dtype=np.uint64).tobytes())
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class _RecordingSeen(SeenIds):
+    """SeenIds that remembers the keys each ``validate`` call added, to log them when the batch commits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.added: list[np.ndarray] = []
+
+    def add(self, keys: np.ndarray) -> None:
+        super().add(keys)
+        self.added.append(keys)
+
+    def take(self) -> np.ndarray | None:
+        out = np.concatenate(self.added) if self.added else None
+        self.added = []
+        return out
+
+
+def pause_for_test(point: str, stop: threading.Event | None = None) -> None:
+    """Test hook: with ``CORTEX_TEST_PAUSE_AT=<point>`` print ``CORTEX_TEST_PAUSED <point>`` to stderr and wait.
+
+    Lets a test kill a real ``cortex qdrant migrate`` at a known moment.  Points: ``create``
+    (before the collection is created), ``created`` (just after, before the state records
+    it), ``batch:N`` (after the N-th batch of this run committed) and ``finish_load`` (while
+    the final index build runs).  Waits ``CORTEX_TEST_PAUSE_SECONDS`` (default 60) or until
+    ``stop`` is set (a first SIGINT; not passed for ``finish_load``), then goes on.  Unset:
+    does nothing.
+    """
+    at = os.environ.get("CORTEX_TEST_PAUSE_AT")
+    if at and at == point:
+        print(f"CORTEX_TEST_PAUSED {point}", file=sys.stderr, flush=True)
+        (stop or threading.Event()).wait(float(os.environ.get("CORTEX_TEST_PAUSE_SECONDS", "60")))
 
 
 class DeadLetter:
@@ -219,6 +294,7 @@ class PipelineOptions:
     dry_run: bool = False
     strict: bool = False
     detect_duplicates: bool = True
+    build_index: bool = True  # False: leave a deferred index for a later `cortex qdrant optimize`
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
@@ -226,12 +302,28 @@ class _Stop(Exception):
     pass
 
 
+class _Either:
+    """Set when either event is: the retry wait ends on a user interrupt or on an error elsewhere."""
+
+    def __init__(self, a: threading.Event, b: threading.Event) -> None:
+        self.a, self.b = a, b
+
+    def is_set(self) -> bool:
+        return self.a.is_set() or self.b.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while not self.is_set() and (left := end - time.monotonic()) > 0:
+            self.a.wait(min(left, 0.1))
+        return self.is_set()
+
+
 def _read_ahead(source: Source, opts: PipelineOptions, dim: int, resume: Any, stop: threading.Event,
                 seen: SeenIds | None) -> Iterator[Prepared]:
     """Run the reader + validator in a thread; yield prepared batches through a bounded queue.
 
     The reader stops at the next batch boundary once ``stop`` (a user interrupt) is set, or
-    when the consumer leaves early (an error downstream).
+    when the consumer leaves early (an error downstream, or the interrupt seen there first).
     """
     q: queue.Queue[Any] = queue.Queue(maxsize=max(2, opts.workers * 2))
     done = object()
@@ -251,7 +343,10 @@ def _read_ahead(source: Source, opts: PipelineOptions, dim: int, resume: Any, st
             for seq, batch in enumerate(source.batches(opts.batch_size, resume=resume)):
                 if stop.is_set():
                     break
-                put(validate(batch, dim, opts.id_field, seq, seen))
+                p = validate(batch, dim, opts.id_field, seq, seen)
+                if isinstance(seen, _RecordingSeen):
+                    p.new_keys = seen.take()
+                put(p)
             put(done)
         except _Stop:
             pass
@@ -275,11 +370,24 @@ def _read_ahead(source: Source, opts: PipelineOptions, dim: int, resume: Any, st
 
 
 def write_batch(target: Target, collection: str, p: Prepared, policy: RetryPolicy) -> None:
-    """Upsert with retries on transient faults; split batches the server finds too large."""
+    """Upsert with retries on transient faults; split batches the server finds too large.
+
+    An unexpected exception from the target becomes a (permanent) :class:`TargetError`
+    naming the batch, so the CLI reports it in one line and the checkpoint stays usable.
+    """
+
+    def upsert(ids: list[Any], vecs: np.ndarray, pls: list[dict[str, Any]] | None) -> None:
+        try:
+            target.upsert(collection, ids, vecs, pls)
+        except CortexError:
+            raise
+        except Exception as e:
+            raise TargetError(f"writing {len(ids)} points into '{collection}' at {target.location} failed: "
+                              f"{type(e).__name__}: {e}") from e
 
     def send(ids: list[Any], vecs: np.ndarray, pls: list[dict[str, Any]] | None) -> None:
         try:
-            with_retries(lambda: target.upsert(collection, ids, vecs, pls), policy, what=f"batch {p.seq}")
+            with_retries(lambda: upsert(ids, vecs, pls), policy, what=f"upsert of {len(ids)} points")
         except BatchTooLargeError:
             if len(ids) <= 1:
                 raise
@@ -291,11 +399,13 @@ def write_batch(target: Target, collection: str, p: Prepared, policy: RetryPolic
 
 
 def prepare_collection(target: Target, collection: str, dim: int, distance: str, defer_indexing: bool,
-                       dry_run: bool) -> bool:
+                       dry_run: bool, before_create: Callable[[], None] | None = None) -> bool:
     """Create the collection, or check an existing one matches. Returns True when created."""
     info = target.collection_info(collection)
     if info is None:
         if not dry_run:
+            if before_create is not None:
+                before_create()
             target.create_collection(collection, dim, distance, defer_indexing=defer_indexing)
         return True
     if info.dim is not None and info.dim != dim:
@@ -311,6 +421,37 @@ def prepare_collection(target: Target, collection: str, dim: int, distance: str,
     return False
 
 
+def resolve_distance(info: SourceInfo, distance: str | None) -> str:
+    """The distance to create the collection with: asked, else the source's, else cosine."""
+    dist = (distance or info.distance or "cosine").lower()
+    if dist not in DISTANCES:
+        raise SourceError(f"unknown distance '{distance}'; choose one of: {', '.join(DISTANCES)}")
+    return dist
+
+
+def _finish_load(target: Target, collection: str) -> None:
+    """``target.finish_load`` (the index build, minutes on big collections) in a thread.
+
+    The main thread only waits, so it keeps handling signals: a second Ctrl-C exits at once
+    even in the middle of the build (a re-run resumes at the end of the data and builds again).
+    """
+    box: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            target.finish_load(collection)
+        except BaseException as e:  # re-raised in the caller's thread
+            box.append(e)
+
+    t = threading.Thread(target=work, name="cortex-index", daemon=True)
+    t.start()
+    pause_for_test("finish_load")  # not cut short by a first Ctrl-C: it stands for a long build
+    while t.is_alive():
+        t.join(0.2)
+    if box:
+        raise box[0]
+
+
 def run(
     source: Source,
     target: Target | None,
@@ -322,42 +463,71 @@ def run(
     progress: Progress | None = None,
     resume: Any = None,
     start_counts: Counts | None = None,
-    on_commit: Callable[[Any, Counts, int], None] | None = None,
-    dead_letter_offset: int | None = None,
-    on_created: Callable[[], None] | None = None,
+    on_commit: Callable[[Checkpoint], None] | None = None,
+    dead_letter_offset: int = 0,
+    seen_log: Path | None = None,
+    seen_offset: int = 0,
+    on_phase: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
+    info: SourceInfo | None = None,
 ) -> MigrationSummary:
-    """Migrate ``source`` into ``collection`` of ``target``; see :class:`MigrationSummary`."""
+    """Migrate ``source`` into ``collection`` of ``target``; see :class:`MigrationSummary`.
+
+    Resuming: ``resume`` (a source cursor), ``start_counts``, ``dead_letter_offset`` and
+    ``seen_offset`` come from a :class:`Checkpoint` that ``on_commit`` received; the
+    dead-letter file and the seen-ids log are truncated back to it.  ``on_phase`` hears
+    ``creating`` (before the collection is created), ``loading`` and ``indexing`` (before
+    the final index build).  Setting ``stop`` ends the run at the next batch boundary with
+    status ``interrupted`` once the batches in flight have landed (or been abandoned while
+    waiting to retry).
+    """
     t0 = time.perf_counter()
     stop = stop or threading.Event()
-    info = source.info()
+    phase = on_phase or (lambda _p: None)
+    info = info or source.info()
     if not info.dim:
         raise SourceError(f"{source.path}: cannot tell the vector dimension (is the source empty?)")
-    dist = (distance or info.distance or "cosine").lower()
-    if dist not in DISTANCES:
-        raise SourceError(f"unknown distance '{distance}'; choose one of: {', '.join(DISTANCES)}")
+    dist = resolve_distance(info, distance)
     summary = MigrationSummary(source=source.path, source_kind=source.kind, collection=collection,
                                target=target.location if target else "-", dim=info.dim, distance=dist,
                                dry_run=opts.dry_run, warnings=list(info.warnings))
     if distance and info.distance and distance.lower() != info.distance:
         summary.warnings.append(f"the source uses {info.distance} distance; migrating as {dist} as asked")
     if target is not None:
+
+        def before_create() -> None:
+            phase("creating")
+            pause_for_test("create", stop)
+
         summary.created = prepare_collection(target, collection, info.dim, dist, opts.defer_indexing,
-                                             opts.dry_run)
-        if summary.created and on_created is not None and not opts.dry_run:
-            on_created()
+                                             opts.dry_run, before_create)
+        if summary.created:
+            pause_for_test("created", stop)
+    if not opts.dry_run:
+        phase("loading")
     counts = Counts()
     if start_counts is not None:
         counts.add(start_counts)
         summary.resumed_from = start_counts.read
+    if dead_letter is not None and dead_letter_offset == 0 and dead_letter.exists():
+        dead_letter.unlink()  # a fresh start: the rejects of an earlier run are not this run's
     dl = DeadLetter(dead_letter, truncate_to=dead_letter_offset)
-    seen = SeenIds() if opts.detect_duplicates else None
+    seen: SeenIds | None = None
+    log: SeenLog | None = None
+    if opts.detect_duplicates:
+        seen = _RecordingSeen() if seen_log is not None and not opts.dry_run else SeenIds()
+        if isinstance(seen, _RecordingSeen):
+            log = SeenLog(seen_log, seen_offset)
+            log.load(seen)
+            seen.added.clear()  # the loaded keys are logged already
     if progress is not None:
         progress.start(info.count, done=counts.read)
 
     pending: dict[int, Prepared] = {}  # finished, waiting for earlier batches to finish
     next_commit = 0
     inflight: dict[Future[None], Prepared] = {}
+    abort = threading.Event()  # an error: writers waiting to retry give up at once
+    policy = replace(opts.retry, stop=_Either(stop, abort))
 
     def commit(p: Prepared) -> None:
         nonlocal next_commit
@@ -366,13 +536,16 @@ def run(
             q_ = pending.pop(next_commit)
             counts.add(q_.counts)
             dl.write(q_.rejected)
+            if log is not None:
+                log.write(q_.new_keys)
             if len(summary.duplicate_examples) < 20:
                 summary.duplicate_examples += q_.dup_ids[: 20 - len(summary.duplicate_examples)]
             if on_commit is not None and not opts.dry_run:
-                on_commit(q_.cursor, counts, dl.offset)
+                on_commit(Checkpoint(q_.cursor, counts, dl.offset, log.offset if log is not None else 0))
             if progress is not None:
                 progress.advance(q_.counts.read)
             next_commit += 1
+            pause_for_test(f"batch:{next_commit}", stop)
 
     def reap(block: bool) -> None:
         if not inflight:
@@ -385,44 +558,56 @@ def run(
 
     status = "done"
     try:
-        with ThreadPoolExecutor(max_workers=max(1, opts.workers), thread_name_prefix="cortex-writer") as pool:
-            try:
-                for p in _read_ahead(source, opts, info.dim, resume, stop, seen):
-                    if p.rejected and opts.strict:
-                        r = p.rejected[0]
-                        dl.write(p.rejected)
-                        raise RecordError(f"{r.location}: {r.reason} (--strict stops at the first bad record; "
-                                          "drop --strict to skip such records into the dead-letter file)")
-                    if p.after_duplicate:
-                        while inflight:  # last one wins: earlier batches land first
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, opts.workers), thread_name_prefix="cortex-writer") as pool:
+                try:
+                    for p in _read_ahead(source, opts, info.dim, resume, stop, seen):
+                        if stop.is_set():
+                            break  # interrupted: send nothing more
+                        if p.rejected and opts.strict:
+                            r = p.rejected[0]
+                            dl.write(p.rejected)
+                            raise RecordError(f"{r.location}: {r.reason} (--strict stops at the first bad record; "
+                                              "drop --strict to skip such records into the dead-letter file)")
+                        if p.after_duplicate:
+                            while inflight:  # last one wins: earlier batches land first
+                                reap(block=True)
+                        if opts.dry_run or target is None or not p.ids:
+                            commit(p)
+                            continue
+                        while len(inflight) >= max(1, opts.workers):
                             reap(block=True)
-                    if opts.dry_run or target is None or not p.ids:
-                        commit(p)
-                        continue
-                    while len(inflight) >= max(1, opts.workers):
+                        inflight[pool.submit(write_batch, target, collection, p, policy)] = p
+                        reap(block=False)
+                    while inflight:
                         reap(block=True)
-                    inflight[pool.submit(write_batch, target, collection, p, opts.retry)] = p
-                    reap(block=False)
-                while inflight:
-                    reap(block=True)
-            except BaseException:
-                # Let the batches already sent finish, so the checkpoint covers them, then re-raise.
-                for f in list(inflight):
-                    try:
-                        f.result()
-                        commit(inflight.pop(f))
-                    except Exception:
-                        inflight.pop(f)
+                except BaseException:
+                    # Let the batches already sent land, so the checkpoint covers them, then re-raise.
+                    abort.set()
+                    for f in list(inflight):
+                        p = inflight.pop(f)
+                        try:
+                            f.result()
+                        except Exception:
+                            continue
+                        commit(p)
+                    raise
+        except TransientTargetError:
+            if not stop.is_set():
                 raise
+            # Interrupted while a batch waited to be retried: it is abandoned, the checkpoint stays before it.
         if stop.is_set():
             status = "interrupted"
-        elif target is not None and not opts.dry_run:
-            target.finish_load(collection)
-    except (TransientTargetError, TargetError):
-        status = "failed"
+        elif target is not None and not opts.dry_run and opts.build_index:
+            phase("indexing")
+            _finish_load(target, collection)
+    except BaseException as e:
+        status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         raise
     finally:
         dl.close()
+        if log is not None:
+            log.close()
         if progress is not None:
             progress.stop()
         for k, v in asdict(counts).items():
@@ -431,5 +616,5 @@ def run(
         summary.seconds = round(time.perf_counter() - t0, 3)
         moved = counts.written - (start_counts.written if start_counts else 0)
         summary.points_per_second = round(moved / summary.seconds, 1) if summary.seconds > 0 else 0.0
-        summary.dead_letter = str(dead_letter) if dl.count or (dead_letter and dead_letter.exists()) else None
+        summary.dead_letter = str(dead_letter) if dead_letter is not None and dead_letter.exists() else None
     return summary

@@ -10,20 +10,25 @@ Vectors are compared after the same normalization Qdrant applies (cosine: unit l
 
 from __future__ import annotations
 
+import queue
 import random
+import struct
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from cortex.errors import TargetError
-from cortex.ids import DEFAULT_ID_FIELD, map_id
+from cortex.ids import DEFAULT_ID_FIELD, map_id, normalize_point_id
 from cortex.payload_compare import payload_equal
-from cortex.pipeline import validate
+from cortex.pipeline import Prepared, validate
 from cortex.seen_ids import SeenIds, id_keys
 from cortex.sources.base import Source
 from cortex.targets.base import Target, normalize_rows
+from cortex.targets.edge import EdgeTarget
 
 
 @dataclass
@@ -106,9 +111,13 @@ def _info(target: Target, collection: str):
 
 def verify_against_source(target: Target, collection: str, source: Source, *, full: bool = False,
                           sample: int = 100, tolerance: float = 1e-5, id_field: str = DEFAULT_ID_FIELD,
-                          batch_size: int = 1000, max_problems: int = 1000, seed: int = 0,
+                          batch_size: int = 2048, max_problems: int = 1000, seed: int = 0,
                           progress: Any = None) -> VerifyReport:
-    """Compare ``collection`` with ``source``; ``report.ok`` is True only when everything holds."""
+    """Compare ``collection`` with ``source``; ``report.ok`` is True only when everything holds.
+
+    The source is read and validated in a reader thread (bounded queue) while this thread
+    looks the points up in the target, so memory stays at a few batches whatever the size.
+    """
     t0 = time.perf_counter()
     info = _info(target, collection)
     rep = VerifyReport(collection=collection, target=target.location, source=source.path,
@@ -123,14 +132,16 @@ def verify_against_source(target: Target, collection: str, source: Source, *, fu
     if progress is not None:
         progress.start(sinfo.count)
     dim = info.dim or sinfo.dim or 0
-    for seq, batch in enumerate(source.batches(batch_size)):
-        p = validate(batch, dim, id_field, seq, seen)  # same mapping and checks as the migration
+    log = _Problems(rep, max_problems)
+    for p in _read_ahead(source, max(1, batch_size), dim, id_field, seen):
         rep.source_invalid += len(p.rejected)
         rep.source_duplicates += p.counts.duplicates
         if progress is not None:
-            progress.advance(batch.read)
+            progress.advance(p.counts.read)
         if full:
-            _compare(target, collection, rep, p.ids, p.vectors, p.payloads, cosine, tolerance, max_problems)
+            if p.dup_ids:  # a later record replaces an earlier one (last one wins, as in the migration)
+                log.supersede(id_keys([map_id(d)[0] for d in p.dup_ids]), p.seq)
+            _compare(target, collection, log, p.seq, p.ids, p.vectors, p.payloads, cosine, tolerance, dim)
             continue
         if p.after_duplicate:  # a later record replaces an earlier one: sample the later one
             dup = {map_id(d)[0] for d in p.dup_ids}
@@ -147,14 +158,16 @@ def verify_against_source(target: Target, collection: str, source: Source, *, fu
         ids = [r[0] for r in reservoir]
         vecs = np.stack([r[1] for r in reservoir])
         pls = [r[2] for r in reservoir] if any(r[2] is not None for r in reservoir) else None
-        _compare(target, collection, rep, ids, vecs, pls, cosine, tolerance, max_problems)
+        _compare(target, collection, log, 0, ids, vecs, pls, cosine, tolerance, dim)
     rep.expected_count = distinct
-    if full:
-        for page in target.scroll(collection, batch_size=5000, with_vectors=False, with_payload=False):
+    if full and rep.missing == 0 and target.count(collection, exact=True) == distinct:
+        rep.actual_count = distinct  # every source id is there and the counts match: no extra ids possible
+    elif full:
+        for page in target.scroll(collection, batch_size=10_000, with_vectors=False, with_payload=False):
             keys = id_keys([sp.id for sp in page])
             for j in np.flatnonzero(~seen.contains(keys)):
-                rep.extra += 1
-                rep.problem(Problem("extra", page[j].id, "in Qdrant but not in the source"), max_problems)
+                log.add(Problem("extra", page[j].id, "in Qdrant but not in the source"), "extra", -1)
+    log.finish()
     if rep.actual_count != distinct:
         rep.problem(Problem("count", detail=f"source has {distinct} distinct valid points, "
                                             f"the collection has {rep.actual_count}"), max_problems)
@@ -167,35 +180,167 @@ def verify_against_source(target: Target, collection: str, source: Source, *, fu
     return rep
 
 
-def _compare(target: Target, collection: str, rep: VerifyReport, ids: list[Any], vecs: np.ndarray,
-             payloads: list[dict[str, Any]] | None, cosine: bool, tol: float, max_problems: int) -> None:
+_COUNTERS = {"missing": "missing", "extra": "extra", "vector": "vector_mismatches", "payload": "payload_mismatches"}
+
+
+class _Problems:
+    """Problem counts and the first ``limit`` problems, with retraction for superseded duplicates.
+
+    When a source id appears again in a later batch, the later record is what Qdrant holds
+    (the migration's last-one-wins rule), so problems found for the earlier record are withdrawn.
+    """
+
+    def __init__(self, rep: VerifyReport, limit: int) -> None:
+        self.rep, self.limit = rep, limit
+        self.keys: list[tuple[int, int]] = []  # (id key, batch seq) per listed problem
+        self.flagged: dict[int, list[tuple[str, int]]] = {}  # id key -> (kind, seq), for retraction
+        self.superseded: dict[int, int] = {}
+
+    def add(self, p: Problem, kind: str, seq: int, key: int | None = None) -> None:
+        counter = _COUNTERS[kind]
+        setattr(self.rep, counter, getattr(self.rep, counter) + 1)
+        if key is not None and len(self.flagged) < 1_000_000:
+            self.flagged.setdefault(key, []).append((kind, seq))
+        if len(self.rep.problems) < self.limit:
+            self.rep.problems.append(p)
+            self.keys.append((key if key is not None else -1, seq))
+        else:
+            self.rep.problems_truncated += 1
+
+    def supersede(self, keys: np.ndarray, seq: int) -> None:
+        for k in keys.tolist():
+            for kind, s in self.flagged.pop(k, ()):
+                if s < seq:
+                    counter = _COUNTERS[kind]
+                    setattr(self.rep, counter, getattr(self.rep, counter) - 1)
+                    self.superseded[k] = seq
+
+    def finish(self) -> None:
+        if not self.superseded:
+            return
+        keep = [i for i, (k, s) in enumerate(self.keys) if not (k in self.superseded and s < self.superseded[k])]
+        self.rep.problems = [self.rep.problems[i] for i in keep]
+        self.keys = [self.keys[i] for i in keep]
+        r = self.rep
+        r.problems_truncated = max(0, r.missing + r.extra + r.vector_mismatches + r.payload_mismatches
+                                   - len(r.problems))
+
+
+class _Failed:
+    def __init__(self, e: BaseException) -> None:
+        self.error = e
+
+
+def _read_ahead(source: Source, batch_size: int, dim: int, id_field: str, seen: SeenIds) -> Iterator[Prepared]:
+    """Read and validate the source in a thread, a few batches ahead (bounded queue)."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=4)
+    done = object()
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for seq, batch in enumerate(source.batches(batch_size)):
+                if not put(validate(batch, dim, id_field, seq, seen)):  # same mapping and checks as migrate
+                    return
+            put(done)
+        except BaseException as e:  # raised in the consumer
+            put(_Failed(e))
+
+    t = threading.Thread(target=produce, name="cortex-verify-reader", daemon=True)
+    t.start()
+    try:
+        while (item := q.get()) is not done:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=5)
+
+
+def fetch_points(target: Target, collection: str, ids: list[Any], dim: int
+                 ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any] | None]]:
+    """Look ``ids`` up: (position in ``ids`` of each point found, their vectors (n, dim) float32, payloads).
+
+    Embedded targets are read straight from the shard.  Each vector arrives from the binding
+    as a Python list of floats; packing every list into one buffer as soon as it is read
+    (instead of keeping them all and converting at the end) lets the allocator reuse the
+    same memory and is ~2x faster at 768 dims.
+    """
+    pos = {qid: i for i, qid in enumerate(ids)}
+    if isinstance(target, EdgeTarget):
+        recs = target._open(collection).retrieve(list(ids), with_payload=True, with_vector=True)
+        rec_ids = [r.id if isinstance(r.id, int) else normalize_point_id(r.id) for r in recs]
+        payloads = [r.payload for r in recs]
+        try:
+            pack = struct.Struct(f"{dim}f").pack
+            got = np.frombuffer(b"".join([pack(*r.vector) for r in recs]), dtype=np.float32).reshape(-1, dim)
+        except (struct.error, TypeError):  # named vectors or another dimension: the general path
+            got = _stack([r.vector for r in recs], dim)
+    else:
+        stored = target.retrieve(collection, list(ids), with_vectors=True)
+        rec_ids = list(stored)
+        got = _stack([sp.vector for sp in stored.values()], dim)
+        payloads = [sp.payload for sp in stored.values()]
+    found = np.fromiter((pos.get(i, -1) for i in rec_ids), dtype=np.int64, count=len(rec_ids))
+    if (found < 0).any():  # ids the target normalized differently (should not happen): treat as absent
+        keep = np.flatnonzero(found >= 0)
+        found, got, payloads = found[keep], got[keep], [payloads[i] for i in keep]
+    return found, got, payloads
+
+
+def _stack(vecs: list[Any], dim: int) -> np.ndarray:
+    """Vectors (lists, arrays or {name: vector}) as an (n, dim) float32 array; unusable rows are NaN."""
+    out = np.full((len(vecs), dim), np.nan, dtype=np.float32)
+    for i, v in enumerate(vecs):
+        if isinstance(v, dict):
+            v = v.get("", next(iter(v.values()), None))
+        if v is not None and len(v) == dim:
+            out[i] = np.asarray(v, dtype=np.float32)
+    return out
+
+
+def _compare(target: Target, collection: str, log: _Problems, seq: int, ids: list[Any], vecs: np.ndarray,
+             payloads: list[dict[str, Any]] | None, cosine: bool, tol: float, dim: int) -> None:
     if not len(ids):
         return
-    stored = target.retrieve(collection, list(ids), with_vectors=True)
-    rep.checked += len(ids)
-    expect = normalize_rows(np.asarray(vecs, dtype=np.float32)) if cosine else np.asarray(vecs, dtype=np.float32)
-    got = np.zeros_like(expect)
-    present = np.zeros(len(ids), dtype=bool)
-    for i, qid in enumerate(ids):
-        sp = stored.get(qid)
-        if sp is None:
-            rep.missing += 1
-            rep.problem(Problem("missing", qid, "in the source but not in Qdrant"), max_problems)
-            continue
-        present[i] = True
-        if sp.vector is not None and sp.vector.shape == expect[i].shape:
-            got[i] = sp.vector
-        else:
-            got[i] = np.nan
-        want_pl = (payloads[i] if payloads is not None else None) or {}
-        if not payload_equal(sp.payload or {}, want_pl):
-            rep.payload_mismatches += 1
-            rep.problem(Problem("payload", qid, _payload_diff(want_pl, sp.payload or {})), max_problems)
-    diff = np.abs(got - expect).max(axis=1, initial=0.0)
-    bad = present & ~(diff <= tol)
-    for i in np.flatnonzero(bad):
-        rep.vector_mismatches += 1
-        rep.problem(Problem("vector", ids[i], f"max abs difference {float(diff[i]):.3g} > {tol}"), max_problems)
+    log.rep.checked += len(ids)
+    found, got, got_payloads = fetch_points(target, collection, ids, dim)
+    if len(found) < len(ids):
+        absent = np.ones(len(ids), dtype=bool)
+        absent[found] = False
+        miss = np.flatnonzero(absent)
+        mkeys = id_keys([ids[i] for i in miss]).tolist()
+        for i, k in zip(miss.tolist(), mkeys, strict=True):
+            log.add(Problem("missing", ids[i], "in the source but not in Qdrant"), "missing", seq, k)
+    if not len(found):
+        return
+    expect = np.asarray(vecs, dtype=np.float32)[found]
+    if cosine:
+        expect = normalize_rows(expect)
+    with np.errstate(invalid="ignore"):
+        diff = np.abs(got - expect).max(axis=1, initial=0.0)
+    bad_vec = np.flatnonzero(~(diff <= tol))  # NaN (unreadable stored vector) counts as a mismatch
+    for j in bad_vec.tolist():
+        i = int(found[j])
+        d = "stored vector missing or of another dimension" if np.isnan(diff[j]) else \
+            f"max abs difference {float(diff[j]):.3g} > {tol}"
+        log.add(Problem("vector", ids[i], d), "vector", seq, int(id_keys([ids[i]])[0]))
+    for j, i in enumerate(found.tolist()):
+        want = (payloads[i] if payloads is not None else None) or {}
+        have = got_payloads[j] or {}
+        if have != want and not payload_equal(have, want):  # exact equality first: cheap, and the rule
+            log.add(Problem("payload", ids[i], _payload_diff(want, have)), "payload", seq,
+                    int(id_keys([ids[i]])[0]))
 
 
 def _payload_diff(want: dict[str, Any], got: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import shutil
 import tempfile
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,8 @@ class ChromaSource(Source):
         from chromadb.config import Settings
 
         self._tmp = tempfile.mkdtemp(prefix="cortex-chroma-")
+        # removed by close(), or when this object is collected / the interpreter exits
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self._tmp, True)
         copy = Path(self._tmp) / "chroma"
         try:
             shutil.copytree(root, copy)
@@ -136,7 +139,7 @@ class ChromaSource(Source):
         space = meta.get("hnsw:space")
         if space is None:
             conf = getattr(col, "configuration_json", None) or getattr(col, "configuration", None) or {}
-            for key in ("hnsw", "spann"):
+            for key in ("hnsw", "spann", "hnsw_configuration"):  # 1.x; 0.6 used hnsw_configuration
                 sub = conf.get(key) if isinstance(conf, dict) else None
                 if isinstance(sub, dict) and sub.get("space"):
                     space = sub["space"]
@@ -238,5 +241,5 @@ class ChromaSource(Source):
             except Exception:  # noqa: S110 - best effort: the copy is removed below anyway
                 pass
         if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._cleanup()  # rmtree, once
             self._tmp = None

@@ -300,7 +300,7 @@ class ParquetSource(Source):
     def _open(self, f: Path) -> Any:
         pq = require("pyarrow.parquet", "parquet", "Parquet")
         try:
-            return pq.ParquetFile(f)
+            return pq.ParquetFile(f, memory_map=True)  # read-only map: no copy through read() buffers
         except Exception as e:  # ArrowInvalid, OSError: not parquet, truncated footer
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise SourceError(f"{f}: not a readable Parquet file ({msg}); is it truncated or another format?") from e
@@ -361,12 +361,14 @@ class ParquetSource(Source):
         others = [c for c in vcols if c != vcol]
         if others:
             lay["warnings"].append(f"other vector columns are not migrated: {', '.join(others)}")
-        payload_cols = [n for n in names
+        all_names = list(dict.fromkeys(n for pf in pfs for n in pf.schema_arrow.names))  # union, in order
+        payload_cols = [n for n in all_names
                         if n not in (vcol, idcol) and n not in others and not n.startswith("__index_level_")]
         for f, pf in zip(files[1:], pfs[1:], strict=True):
-            if vcol not in pf.schema_arrow.names:
-                raise SourceError(f"{f}: has no column '{vcol}' (the first file {files[0].name} has); "
-                                  "all files must share one schema")
+            for need in (vcol, idcol):
+                if need and need not in pf.schema_arrow.names:
+                    raise SourceError(f"{f}: has no column '{need}' (the first file {files[0].name} has); "
+                                      "all files must share the vector and id columns")
         if lay["distance"] is None:
             lay["warnings"].append("Parquet does not record a distance metric; "
                                    "the default is used unless you pass --distance")
@@ -425,7 +427,9 @@ class ParquetSource(Source):
                     groups.append(g)
                 acc += n
             skip = row - first
-            cols = [vcol] + ([idcol] if idcol else []) + pcols
+            present = set(pf.schema_arrow.names)
+            fcols = [c for c in pcols if c in present]  # a payload column missing in this file is left out
+            cols = [vcol] + ([idcol] if idcol else []) + fcols
             pos = first
             try:
                 it = pf.iter_batches(batch_size=batch_size, row_groups=groups, columns=cols) if groups else iter(())
@@ -437,7 +441,7 @@ class ParquetSource(Source):
                         pos += cut
                         if rb.num_rows == 0:
                             continue
-                    yield self._batch(rb, f, fi, pos, base, vcol, idcol, pcols, dim)
+                    yield self._batch(rb, f, fi, pos, base, vcol, idcol, fcols, dim)
                     pos += rb.num_rows
             except SourceError:
                 raise

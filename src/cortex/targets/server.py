@@ -30,9 +30,8 @@ def translate(e: Exception, where: str) -> TargetError:
     """A qdrant-client / gRPC / httpx exception as a typed Cortex error."""
     import grpc
     import httpx
-    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
-
     from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
     if isinstance(e, TargetError):
         return e
@@ -88,6 +87,8 @@ class ServerTarget(Target):
         self.timeout = timeout
         self._uploader: Any = None
         self._uploader_lock = threading.Lock()
+        # Local mode is not thread-safe (one SQLite connection): the pipeline's writers take turns.
+        self._local_lock = threading.Lock() if self.local else None
 
     @property
     def location(self) -> str:
@@ -95,6 +96,9 @@ class ServerTarget(Target):
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
+            if self._local_lock is not None:
+                with self._local_lock:
+                    return fn()
             return fn()
         except Exception as e:  # translated into typed errors
             if isinstance(e, (KeyboardInterrupt, SystemExit)):
