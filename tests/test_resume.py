@@ -10,19 +10,17 @@ counts and dead-letter file equal those of an uninterrupted run.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shlex
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pytest
+from cortex_proc import Run, state
 
 from cortex.api import migrate
 
@@ -71,44 +69,6 @@ def _dead_letter(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-class Run:
-    """``cortex qdrant migrate`` in a subprocess, stdout/stderr in files (so nothing blocks)."""
-
-    def __init__(self, cwd: Path, args: list[str], pause: str | None = None, **env: str) -> None:
-        self.cwd = cwd
-        self.out, self.err = cwd / f"out-{time.monotonic_ns()}.txt", cwd / f"err-{time.monotonic_ns()}.txt"
-        environ = {k: v for k, v in os.environ.items() if not k.startswith(("QDRANT_", "CORTEX_TEST_"))}
-        environ.update(env)
-        if pause:
-            environ["CORTEX_TEST_PAUSE_AT"] = pause
-        with open(self.out, "wb") as o, open(self.err, "wb") as e:
-            self.proc = subprocess.Popen([sys.executable, "-m", "cortex", *args], cwd=cwd, stdout=o, stderr=e,
-                                         env=environ)
-
-    @property
-    def stderr(self) -> str:
-        return self.err.read_text()
-
-    @property
-    def stdout(self) -> str:
-        return self.out.read_text()
-
-    def wait_for(self, text: str, timeout: float = 60) -> None:
-        end = time.monotonic() + timeout
-        while text not in self.stderr:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"exited {self.proc.returncode} before {text!r}:\n{self.stderr}")
-            if time.monotonic() > end:
-                raise AssertionError(f"no {text!r} after {timeout}s:\n{self.stderr}")
-            time.sleep(0.02)
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        self.proc.send_signal(sig)
-
-    def wait(self, timeout: float = 120) -> int:
-        return self.proc.wait(timeout=timeout)
-
-
 def migrate_args(source: Path, *extra: str) -> list[str]:
     return ["qdrant", "migrate", "--source", str(source), "--target", "c", "--path", "qd", "--batch-size",
             str(BATCH), *extra]
@@ -120,17 +80,6 @@ def finish(cwd: Path, args: list[str]) -> dict:
     code = r.wait()
     assert code in (0, 5), r.stderr  # 5: done, with rejected records
     return json.loads(r.stdout)
-
-
-def state(cwd: Path) -> dict:
-    """The one migration record in ./.cortex (read-only, while the process may still run)."""
-    db = sqlite3.connect(f"file:{cwd / '.cortex' / 'state.sqlite'}?mode=ro", uri=True)
-    try:
-        rows = db.execute("SELECT data FROM migrations").fetchall()
-    finally:
-        db.close()
-    assert len(rows) == 1
-    return json.loads(rows[0][0])
 
 
 def assert_exact(cli, cwd: Path, source: Path, *extra: str) -> None:
@@ -159,10 +108,9 @@ def test_sigkill_at_a_point_then_rerun_gives_exactly_the_source(point, data, bas
     rec = state(tmp_path)
     assert rec["status"] == "running"  # it never said otherwise: it was killed
     if point == "created":
-        # As if killed inside EdgeShard.create: the shard directory exists but is torn.
-        for seg in (tmp_path / "qd" / "c" / "segments").iterdir():
-            for f in seg.rglob("*.json"):
-                f.write_text("{")
+        # As if killed inside EdgeShard.create while it laid out the WAL: a shard that no longer loads.
+        for f in (tmp_path / "qd" / "c" / "wal").iterdir():
+            f.write_bytes(b"")
     if point == "batch:60":
         assert rec["counts"]["read"] >= 60 * BATCH  # a checkpoint after every batch
     if point == "finish_load":

@@ -157,10 +157,27 @@ def test_ivf_decode_matches_faiss_reconstruct(files):
         np.testing.assert_allclose(vecs[:300], ref, rtol=0, atol=1e-6)
 
 
-def test_memory_mapped(files):
-    for spec in ("Flat", "IVF8,Flat", "HNSW16"):
+def test_two_byte_list_numbers(tmp_path):
+    """nlist > 256: the list number prefix takes 2 little-endian bytes (coarse_code_size)."""
+    index = faiss.index_factory(D, "IVF300,SQ8")
+    index.train(X)
+    index.add_with_ids(X, IDS)
+    assert faiss.extract_index_ivf(index).coarse_code_size() == 2
+    p = tmp_path / "ivf300.index"
+    faiss.write_index(index, str(p))
+    ids, vecs = _read_all(FaissSource(str(p)))
+    index.set_direct_map_type(faiss.DirectMap.Hashtable)
+    ref = np.vstack([index.reconstruct(int(i)) for i in ids])
+    np.testing.assert_allclose(vecs, ref, rtol=0, atol=1e-6)
+    assert _relerr(vecs, X[(ids - 3) // 7]) < 0.03
+
+
+def test_memory_mapped_and_id_origin(files):
+    for spec, origin in (("Flat", "positions"), ("IVF8,Flat", "IVF lists"), ("HNSW16", "positions"),
+                         ("IDMap2,Flat", "IDMap")):
         with FaissSource(str(files[spec])) as src:
-            assert src.info().details["memory_mapped"] is True
+            details = src.info().details
+        assert details["memory_mapped"] is True and origin in details["ids"]
 
 
 # -- lossy codecs: the warning states the expected error ----------------------------------------------

@@ -231,3 +231,21 @@ def test_cli(milvus_db, cli, tmp_path):
     assert res.exit_code == 0, res.output
     res = cli("qdrant", "migrate", "--source", path, "--target", "x", "--path", qd, "--source-collection", "empty")
     assert res.exit_code == 2 and "is empty; nothing to migrate" in res.stderr and "Traceback" not in res.output
+
+
+def test_warns_when_another_process_holds_the_database(milvus_db, tmp_path):
+    from milvus_lite.server_manager import server_manager_instance
+    from pymilvus import MilvusClient
+
+    path, _ = milvus_db
+    live = tmp_path / "live.db"
+    shutil.copytree(path, live)
+    c = MilvusClient(str(live))  # holds live.db/LOCK, like a running application
+    try:
+        with MilvusLiteSource(str(live), _opts("named")) as src:
+            assert any("open in another process" in w for w in src.info().warnings)
+    finally:
+        c.close()
+        server_manager_instance.release_server(str(live))
+    with MilvusLiteSource(str(live), _opts("named")) as src:
+        assert not any("open in another process" in w for w in src.info().warnings)

@@ -426,3 +426,68 @@ def export(source: str, output: str, *, source_type: str | None = None, options:
     summary.dead_letter = str(dl.path) if dl.count else None
     summary.seconds = round(time.perf_counter() - t0, 3)
     return summary
+
+
+def compare(collection: str, *, source: str, source_type: str | None = None, options: SourceOptions | None = None,
+            target: Target | None = None, path: str | None = None, url: str | None = None,
+            api_key: str | None = None, prefer_grpc: bool = True, grpc_port: int = 6334, k: int = 10,
+            num_queries: int = 200, queries: str | np.ndarray | None = None,
+            filter: str | dict[str, Any] | None = None, min_recall: float = 0.95, ef: int | None = None,
+            noise: float = 0.1, seed: int = 0, id_field: str = DEFAULT_ID_FIELD, memory_mb: float = 1024.0,
+            on_event: Event | None = None) -> Any:
+    """Same queries on the old system and on Qdrant: recall@k vs exact truth, latency, overlap, score drift.
+
+    Returns a :class:`cortex.parity.CompareResult`; ``.ok`` is False when Qdrant's recall is
+    below ``min_recall``.  ``queries``: a .npy/.json/.jsonl file or an array (default: sampled
+    source vectors plus noise); ``filter``: ``"FIELD=VALUE"`` or ``{field: value}``.
+    """
+    from cortex import parity
+
+    flt = parity.parse_filter(filter) if isinstance(filter, str) else filter
+    tgt, own = _target(target, dict(path=path, url=url, api_key=api_key, prefer_grpc=prefer_grpc,
+                                    grpc_port=grpc_port))
+    try:
+        info = tgt.collection_info(collection)
+        if info is None:
+            raise TargetError(f"collection '{collection}' does not exist at {tgt.location}; "
+                              "run `cortex qdrant status` to list collections")
+        qv, how = None, None
+        if isinstance(queries, str):
+            qv, how = parity.load_queries(queries, info.dim or 0), f"query vectors read from {queries}"
+        elif queries is not None:
+            qv = np.asarray(queries, dtype=np.float32)
+        with open_source(source, source_type, options) as src:
+            return parity.compare(tgt, collection, src, k=k, num_queries=num_queries, queries=qv, queries_how=how,
+                                  filter=flt, min_recall=min_recall, ef=ef, noise=noise, seed=seed,
+                                  id_field=id_field, memory_mb=memory_mb, say=on_event)
+    finally:
+        if own:
+            tgt.close()
+
+
+def benchmark(collection: str, *, num_queries: int = 1000, dimensions: int | None = None, limit: int = 10,
+              concurrency: list[int] | None = None, ef: list[int] | None = None, source: str | None = None,
+              source_type: str | None = None, options: SourceOptions | None = None, target: Target | None = None,
+              path: str | None = None, url: str | None = None, api_key: str | None = None, prefer_grpc: bool = True,
+              grpc_port: int = 6334, seed: int = 0, build_sample: int = 20_000, id_field: str = DEFAULT_ID_FIELD,
+              on_event: Event | None = None) -> Any:
+    """The seed's latency benchmark plus QPS per concurrency, an ef sweep and, with ``source``, old vs Qdrant.
+
+    Returns a :class:`cortex.benchmark.BenchmarkResult`.  Queries are sampled from the
+    collection (plus noise) unless ``dimensions`` asks for random vectors, as the seed does.
+    """
+    from cortex import benchmark as bench
+
+    tgt, own = _target(target, dict(path=path, url=url, api_key=api_key, prefer_grpc=prefer_grpc,
+                                    grpc_port=grpc_port))
+    try:
+        if source is None:
+            return bench.benchmark(tgt, collection, num_queries=num_queries, dimensions=dimensions, limit=limit,
+                                   concurrency=concurrency, ef=ef, seed=seed, id_field=id_field, say=on_event)
+        with open_source(source, source_type, options) as src:
+            return bench.benchmark(tgt, collection, num_queries=num_queries, dimensions=dimensions, limit=limit,
+                                   concurrency=concurrency, ef=ef, source=src, seed=seed, build_sample=build_sample,
+                                   id_field=id_field, say=on_event)
+    finally:
+        if own:
+            tgt.close()

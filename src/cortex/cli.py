@@ -58,7 +58,8 @@ MetadataOpt = Annotated[str | None, typer.Option("--metadata", help="FAISS: meta
 DimsOpt = Annotated[int | None, typer.Option("--dimensions", help="Annoy: vector dimension (not in the file).",
                                              rich_help_panel="Source")]
 SrcCollOpt = Annotated[str | None, typer.Option("--source-collection", help="Chroma/Milvus/Qdrant source "
-                                                "collection.", rich_help_panel="Source")]
+                                                "collection; LlamaIndex vector-store namespace; LangChain index "
+                                                "name (default 'index').", rich_help_panel="Source")]
 TableOpt = Annotated[str | None, typer.Option("--table", help="pgvector/LanceDB table.", rich_help_panel="Source")]
 QueryOpt = Annotated[str | None, typer.Option("--query", help="pgvector: a SELECT to read instead of a table.",
                                               rich_help_panel="Source")]
@@ -241,11 +242,11 @@ def migrate(
         if summary.dead_letter:
             t.add_row("dead letter", summary.dead_letter)
         out.print(t)
-        for w in summary.warnings:
-            err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
-        if summary.duplicates:
-            err.print(f"[yellow]{summary.duplicates} duplicate id(s) in the source; the last one won[/yellow] "
-                      f"(e.g. {', '.join(map(str, summary.duplicate_examples[:5]))})", highlight=False)
+    for w in summary.warnings:
+        err.print(f"[yellow]warning:[/yellow] {w}", highlight=False)
+    if summary.duplicates:
+        err.print(f"[yellow]{summary.duplicates} duplicate id(s) in the source; the last one won[/yellow] "
+                  f"(e.g. {', '.join(map(str, summary.duplicate_examples[:5]))})", highlight=False)
     if summary.status == "interrupted":
         err.print(f"Interrupted at {summary.read:,} records; the checkpoint is saved. Resume with (from "
                   f"{Path.cwd()}):\n  {command}", highlight=False, soft_wrap=True)

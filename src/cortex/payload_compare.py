@@ -9,7 +9,8 @@ from typing import Any
 def payload_equal(a: Any, b: Any, rel_tol: float = 1e-12) -> bool:
     """Deep equality where float values match within ``rel_tol`` (ints and bools compare exactly)."""
     if isinstance(a, float) or isinstance(b, float):
-        if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, int | float) or not isinstance(b, int | float):
+        numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in (a, b))
+        if not numbers:
             return False
         if math.isnan(a) and math.isnan(b):
             return True

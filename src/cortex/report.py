@@ -156,38 +156,52 @@ def _tick(t: float) -> str:
     return f"{t:g}" if abs(t) < 1e5 else f"{t:.2g}"
 
 
-def _legend(out: list[str], names: Sequence[str]) -> None:
+def _legend(out: list[str], names: Sequence[str], bottom: bool = False) -> None:
     for i, name in enumerate(names):
-        y = _T + 10 + 14 * i
+        y = (_H - _B - 10 - 14 * (len(names) - 1 - i)) if bottom else (_T + 10 + 14 * i)
         out.append(f"<rect x='{_W - _R - 150}' y='{y - 8}' width='10' height='10' fill='{PALETTE[i % len(PALETTE)]}'/>"
                    f"<text x='{_W - _R - 136}' y='{y + 1}'>{esc(name[:24])}</text>")
 
 
 def svg_cdf(series: dict[str, Sequence[float]], title: str = "Latency distribution (CDF)",
             xlabel: str = "latency (ms)") -> str:
-    """Empirical CDF per series; the x axis stops at the largest p99.5 so one outlier does not flatten it."""
+    """Empirical CDF per series; a log x axis when values span more than 20x (latency tails)."""
     data = {k: sorted(v) for k, v in series.items() if v}
     if not data:
         return ""
-    x1 = max(v[min(len(v) - 1, int(math.ceil(0.995 * len(v))) - 1)] for v in data.values()) or 1.0
-    xticks = _nice_ticks(0.0, x1)
-    x1 = max(x1, xticks[-1])
-    out, sx, sy = _frame(title, xlabel, "fraction of queries ≤ x", 0.0, x1, 0.0, 1.0, xticks,
-                         [0, 0.25, 0.5, 0.75, 1.0])
+    lo = min(v[0] for v in data.values())
+    hi = max(v[-1] for v in data.values()) or 1.0
+    log = lo > 0 and hi / lo > 20
+    if log:
+        x0, x1 = math.log10(lo), math.log10(hi)
+        ticks = [math.log10(m * 10.0 ** e) for e in range(math.floor(x0), math.ceil(x1) + 1) for m in (1, 2, 5)
+                 if x0 - 1e-9 <= math.log10(m * 10.0 ** e) <= x1 + 1e-9]
+        if len(ticks) < 2:
+            ticks = [x0, x1]
+        out, sx, sy = _frame(title, xlabel + " (log scale)", "fraction of queries ≤ x", x0, x1, 0.0, 1.0, [],
+                             [0, 0.25, 0.5, 0.75, 1.0])
+        for t in ticks:  # labels in real units
+            out.append(f"<line x1='{sx(t):.1f}' x2='{sx(t):.1f}' y1='{_T}' y2='{_H - _B}' stroke='#eee'/>"
+                       f"<text x='{sx(t):.1f}' y='{_H - _B + 14}' text-anchor='middle'>{esc(_tick(10 ** t))}</text>")
+    else:
+        xticks = _nice_ticks(0.0, hi)
+        x0, x1 = 0.0, max(hi, xticks[-1])
+        out, sx, sy = _frame(title, xlabel, "fraction of queries ≤ x", x0, x1, 0.0, 1.0, xticks,
+                             [0, 0.25, 0.5, 0.75, 1.0])
     for i, (name, vals) in enumerate(data.items()):
         n = len(vals)
         step = max(1, n // 400)  # at most ~400 points per line
-        pts = [(min(v, x1), (j + 1) / n) for j, v in enumerate(vals) if j % step == 0 or j == n - 1]
-        d = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in [(0.0, 0.0), *pts])
+        pts = [(math.log10(v) if log else v, (j + 1) / n) for j, v in enumerate(vals) if j % step == 0 or j == n - 1]
+        d = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in [(pts[0][0], 0.0), *pts])
         out.append(f"<polyline fill='none' stroke='{PALETTE[i % len(PALETTE)]}' stroke-width='2' points='{d}'>"
                    f"<title>{esc(name)}</title></polyline>")
-    _legend(out, list(data))
+    _legend(out, list(data), bottom=True)
     out.append("</svg>")
     return "".join(out)
 
 
 def svg_bars(values: dict[str, float | None], title: str, ylabel: str, ymax: float | None = None,
-             threshold: float | None = None) -> str:
+             threshold: float | None = None, label: Any = None) -> str:
     """One bar per entry (None bars are drawn empty), optional dashed threshold line."""
     vals = {k: (v if v is not None and not math.isnan(v) else None) for k, v in values.items()}
     if not vals:
@@ -203,9 +217,12 @@ def svg_bars(values: dict[str, float | None], title: str, ylabel: str, ymax: flo
         x = _L + slot * i + (slot - bw) / 2
         if v is not None:
             y = sy(v)
+            text = (label or fmt)(v)
+            ty, color = (y + 14, "#fff") if y - _T < 16 else (y - 4, "#222")  # inside a bar that reaches the top
             out.append(f"<rect x='{x:.1f}' y='{y:.1f}' width='{bw:.1f}' height='{sy(0) - y:.1f}' "
-                       f"fill='{PALETTE[i % len(PALETTE)]}'><title>{esc(name)}: {esc(fmt(v))}</title></rect>"
-                       f"<text x='{x + bw / 2:.1f}' y='{y - 4:.1f}' text-anchor='middle'>{esc(fmt(v))}</text>")
+                       f"fill='{PALETTE[i % len(PALETTE)]}'><title>{esc(name)}: {esc(text)}</title></rect>"
+                       f"<text x='{x + bw / 2:.1f}' y='{ty:.1f}' text-anchor='middle' fill='{color}'>"
+                       f"{esc(text)}</text>")
         out.append(f"<text x='{x + bw / 2:.1f}' y='{_H - _B + 14}' text-anchor='middle'>{esc(name[:22])}</text>")
     if threshold is not None:
         out.append(f"<line x1='{_L}' x2='{_W - _R}' y1='{sy(threshold):.1f}' y2='{sy(threshold):.1f}' "
@@ -307,7 +324,7 @@ def compare_page(d: dict[str, Any]) -> str:
                                               "p95 ms", "p99 ms"), rows),
                          plots(svg_bars({"old system": old.get("recall"), "Qdrant": new.get("recall")},
                                         f"Recall@{d.get('k')} vs exact ground truth", "recall", ymax=1.0,
-                                        threshold=d.get("min_recall")),
+                                        threshold=d.get("min_recall"), label=lambda v: f"{v:.3f}"),
                                svg_cdf(lat))),
                  section("Between systems", kv_table(between),
                          note("overlap@k: fraction of the old system's top-k ids that Qdrant also returns. "

@@ -7,7 +7,7 @@ work too).  Node layout (annoylib.h), int32 ``S`` and float32 ``T``:
 * Angular:   ``n_descendants, children[2], v[f]``                  -> 12 + 4f bytes
 * Euclidean / Manhattan (Minkowski): ``n_descendants, a, children[2], v[f]`` -> 16 + 4f
 * Dot:       ``n_descendants, children[2], dot_factor, v[f]``      -> 16 + 4f
-* Hamming:   ``n_descendants, children[2], uint64 v[ceil(f/64)]``    -> 12 + 8 ceil(f/64)
+* Hamming:   ``n_descendants, children[2], pad, uint64 v[ceil(f/64)]`` -> 16 + 8 ceil(f/64)
 
 Items are nodes ``0 .. n_items-1`` (``n_descendants == 1``; 0 for ids never added), split
 nodes follow, and copies of the roots close the file; the last root's ``n_descendants`` is
@@ -67,8 +67,8 @@ def node_geometry(metric: str, f: int) -> tuple[int, int, int]:
         return 16 + 4 * f, 16, 8
     if metric == "dot":
         return 16 + 4 * f, 16, 4
-    if metric == "hamming":
-        return 12 + 8 * ((f + 63) // 64), 12, 4
+    if metric == "hamming":  # uint64 words: the array is 8-byte aligned after the 12-byte head
+        return 16 + 8 * ((f + 63) // 64), 16, 4
     raise ValueError(metric)
 
 

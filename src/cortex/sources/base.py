@@ -8,6 +8,7 @@ module level, so ``cortex`` starts fast and a missing extra fails with a clear m
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import importlib
 import os
@@ -143,6 +144,25 @@ class Source(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def plain(value: Any) -> Any:
+    """A JSON-able copy of a metadata value (numpy scalars, dates, bytes, nested lists)."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return str(value)
 
 
 def require(module: str, extra: str, kind: str) -> Any:

@@ -13,7 +13,6 @@ metadata becomes the payload and the document text goes in the payload field
 
 from __future__ import annotations
 
-import datetime as _dt
 import shutil
 import tempfile
 import weakref
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from cortex.errors import SourceError
-from cortex.sources.base import Batch, Source, SourceInfo, check_exists, file_fingerprint, require
+from cortex.sources.base import Batch, Source, SourceInfo, check_exists, file_fingerprint, plain, require
 
 SQLITE_NAME = "chroma.sqlite3"
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -32,25 +31,6 @@ COLLECTION_FLAG = "--source-collection"  # the CLI flag that sets SourceOptions.
 MAX_GET = 10_000  # rows per get(); bigger calls hit SQLite's variable limit
 DOCUMENT_FIELD = "document"
 _SPACES = {"l2": "euclid", "ip": "dot", "cosine": "cosine"}
-
-
-def plain(value: Any) -> Any:
-    """A JSON-able copy of a metadata value (numpy scalars, dates, bytes, nested lists)."""
-    if value is None or isinstance(value, (str, bool, int, float)):
-        return value
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return str(value)
 
 
 class ChromaSource(Source):

