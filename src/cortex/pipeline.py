@@ -36,7 +36,7 @@ from cortex.errors import (
 from cortex.ids import DEFAULT_ID_FIELD, map_ids
 from cortex.retry import RetryPolicy, with_retries
 from cortex.seen_ids import SeenIds, id_keys
-from cortex.sources.base import DISTANCES, Batch, Rejected, Source, SourceInfo
+from cortex.sources.base import Batch, Rejected, Source, SourceInfo, parse_distance
 from cortex.targets.base import Target
 
 
@@ -423,10 +423,7 @@ def prepare_collection(target: Target, collection: str, dim: int, distance: str,
 
 def resolve_distance(info: SourceInfo, distance: str | None) -> str:
     """The distance to create the collection with: asked, else the source's, else cosine."""
-    dist = (distance or info.distance or "cosine").lower()
-    if dist not in DISTANCES:
-        raise SourceError(f"unknown distance '{distance}'; choose one of: {', '.join(DISTANCES)}")
-    return dist
+    return parse_distance(distance) if distance else (info.distance or "cosine")
 
 
 def _finish_load(target: Target, collection: str) -> None:

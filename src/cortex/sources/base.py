@@ -24,6 +24,23 @@ from cortex.errors import MissingExtraError, SourceError
 
 DISTANCES = ("cosine", "dot", "euclid", "manhattan")
 
+_ALIASES = {
+    "cosine": "cosine", "cos": "cosine", "angular": "cosine",
+    "dot": "dot", "ip": "dot", "inner_product": "dot", "innerproduct": "dot", "dotproduct": "dot",
+    "euclid": "euclid", "euclidean": "euclid", "l2": "euclid", "l2sq": "euclid",
+    "manhattan": "manhattan", "l1": "manhattan", "taxicab": "manhattan", "hamming": "manhattan",
+}
+
+
+def parse_distance(value: str, where: str = "") -> str:
+    """A Cortex distance from Cortex or store names (angular -> cosine, l2 -> euclid, ip -> dot ...)."""
+    d = _ALIASES.get(str(value).strip().lower().replace("-", "_"))
+    if d is None:
+        prefix = f"{where}: " if where else ""
+        raise SourceError(f"{prefix}unknown distance '{value}'; choose one of: {', '.join(DISTANCES)} "
+                          "(or angular, euclidean, l2, ip)")
+    return d
+
 
 @dataclass
 class Rejected:

@@ -31,8 +31,7 @@ import numpy as np
 import orjson
 
 from cortex.errors import SourceError
-from cortex.sources.base import Batch, Source, SourceInfo, check_exists, file_fingerprint, require
-from cortex.sources.hnswlib import parse_distance
+from cortex.sources.base import Batch, Source, SourceInfo, check_exists, file_fingerprint, parse_distance, require
 
 SUFFIXES = (".index", ".faiss")
 _DUMMY = (1 << 20).to_bytes(8, "little")  # write_index_header writes this twice after ntotal

@@ -25,30 +25,12 @@ from typing import Any
 import numpy as np
 
 from cortex.errors import SourceError
-from cortex.sources.base import DISTANCES, Batch, Source, SourceInfo, check_exists, require
+from cortex.sources.base import Batch, Source, SourceInfo, check_exists, parse_distance, require
 
 HEADER = struct.Struct("<QQQQQQiIQQQdQ")  # 96 bytes
 DELETE_BIT = 1 << 16  # DELETE_MARK (0x01) on byte 2 of the uint32 link-list header
 SUFFIXES = (".bin", ".hnsw", ".hnswlib")
 SAMPLE = 1000
-
-_ALIASES = {
-    "cosine": "cosine", "cos": "cosine", "angular": "cosine",
-    "dot": "dot", "ip": "dot", "inner_product": "dot", "innerproduct": "dot", "dotproduct": "dot",
-    "euclid": "euclid", "euclidean": "euclid", "l2": "euclid", "l2sq": "euclid",
-    "manhattan": "manhattan", "l1": "manhattan", "taxicab": "manhattan", "hamming": "manhattan",
-}
-
-
-def parse_distance(value: str, where: str = "") -> str:
-    """A Cortex distance from Cortex or store names (angular -> cosine, l2 -> euclid, ip -> dot ...)."""
-    d = _ALIASES.get(str(value).strip().lower().replace("-", "_"))
-    if d is None:
-        prefix = f"{where}: " if where else ""
-        raise SourceError(f"{prefix}unknown distance '{value}'; choose one of: {', '.join(DISTANCES)} "
-                          "(or angular, euclidean, l2, ip)")
-    return d
-
 
 @dataclass
 class HnswHeader:

@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 
 from cortex.errors import SourceError
-from cortex.sources.base import Batch, Source, SourceInfo, check_exists, require
-from cortex.sources.hnswlib import parse_distance
+from cortex.sources.base import Batch, Source, SourceInfo, check_exists, parse_distance, require
 
 SUFFIXES = (".usearch",)
 _METRICS = {"cos": "cosine", "cosine": "cosine", "ip": "dot", "innerproduct": "dot", "l2sq": "euclid",
