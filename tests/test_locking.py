@@ -66,8 +66,9 @@ def test_second_migration_into_the_same_embedded_collection_is_refused(two_sourc
     res = cli("qdrant", "status", "--path", str(tmp_path / "qd"))
     assert res.exit_code == 4 and "in use by another process" in res.stderr
 
-    first.kill(signal.SIGINT)  # ends the pause; the first migration stops cleanly
-    assert first.wait() == 130
+    first.kill(signal.SIGTERM)  # ends the pause; the first migration stops cleanly
+    assert first.wait() == 143
+    assert "SIGTERM: finishing the batches in flight" in first.stderr and "Resume with" in first.stderr
     done = Run(tmp_path, [*_args(a), "--json"])
     assert done.wait() == 0, done.stderr
     assert json.loads(done.stdout)["read"] == N

@@ -230,3 +230,45 @@ def test_changed_source_is_refused_then_restart_migrates_the_new_one(data, tmp_p
     summary = finish(tmp_path, [*args, "--restart"])
     assert summary["read"] == N - 5_000 and summary["resumed_from"] == 0
     assert_exact(cli, tmp_path, src)  # no point of the old version left (extra == 0)
+
+
+class _Progress:
+    """A progress sink that sets ``event`` once ``n`` records are done: an in-process Ctrl-C."""
+
+    def __init__(self, event, n: int) -> None:
+        self.event, self.n, self.done = event, n, 0
+
+    def start(self, total, done=0) -> None:
+        self.done = done
+
+    def advance(self, k: int) -> None:
+        self.done += k
+        if self.done >= self.n:
+            self.event.set()
+
+    def stop(self) -> None:
+        pass
+
+
+def test_resume_refuses_a_collection_that_lost_points_and_restarts_a_deleted_one(data, tmp_path):
+    import threading
+
+    from cortex.errors import ConflictError
+    from cortex.targets.edge import EdgeTarget
+
+    src, qd, st = str(data / "src.jsonl"), str(tmp_path / "qd"), str(tmp_path / "state")
+    ev = threading.Event()
+    s = migrate(src, "c", path=qd, state_dir=st, batch_size=BATCH, stop=ev, progress=_Progress(ev, 6_000))
+    assert s.status == "interrupted" and s.read >= 6_000
+
+    with EdgeTarget(qd) as t:  # the collection is emptied behind the migration's back
+        t.delete_collection("c")
+        t.create_collection("c", DIM, "cosine")
+    with pytest.raises(ConflictError, match=r"holds 0 points but .* were written into it .* --restart"):
+        migrate(src, "c", path=qd, state_dir=st, batch_size=BATCH)
+
+    with EdgeTarget(qd) as t:  # deleted: nothing to mix with, so it starts over
+        t.delete_collection("c")
+    events: list[str] = []
+    s = migrate(src, "c", path=qd, state_dir=st, batch_size=BATCH, on_event=events.append, build_index=False)
+    assert any("no longer exists" in e for e in events) and s.resumed_from == 0 and s.read == N

@@ -136,7 +136,7 @@ def test_migrate_jsonl_verify_status_optimize(cli, tmp_path: Path, local_url: st
 
 
 def test_migrate_npy_matrix_exact_vectors(cli, tmp_path: Path, local_url: str) -> None:
-    vecs = np.random.default_rng(5).standard_normal((1000, 8)).astype(np.float32)
+    vecs = np.random.default_rng(5).standard_normal((500, 8)).astype(np.float32)
     np.save(tmp_path / "m.npy", vecs)
     res = cli("qdrant", "migrate", "--source", tmp_path / "m.npy", "--target", "m", "--distance", "dot",
               "--url", local_url, "--no-prefer-grpc")
@@ -145,9 +145,9 @@ def test_migrate_npy_matrix_exact_vectors(cli, tmp_path: Path, local_url: str) -
     assert res.exit_code == 0, res.output
     t = ServerTarget(local_url)
     try:
-        assert t.count("m") == 1000
-        got = t.retrieve("m", [0, 999])
-        assert got[0].vector.tobytes() == vecs[0].tobytes() and got[999].vector.tobytes() == vecs[999].tobytes()
+        assert t.count("m") == 500
+        got = t.retrieve("m", [0, 499])
+        assert got[0].vector.tobytes() == vecs[0].tobytes() and got[499].vector.tobytes() == vecs[499].tobytes()
     finally:
         t.close()
 

@@ -148,3 +148,19 @@ def test_cli_full_lists_first_20_and_reports_all(cli, migrated, qdrant_path, tmp
     assert page.count("<tr>") >= 30
     ok = cli("qdrant", "verify", "--collection", "c", "--source", src, "--path", qdrant_path, "--json")
     assert ok.exit_code == 1 and json.loads(ok.stdout)["mode"] == "sample"
+
+
+def test_server_target_generic_path(tmp_path):
+    """The same checks through qdrant-client (local mode) instead of the embedded shard."""
+    vecs = vectors(120, 8, seed=6)
+    src = write_jsonl(tmp_path / "s.jsonl", vecs, ids=[f"k{i}" for i in range(120)])
+    url = f"local:{tmp_path / 'local'}"
+    migrate(str(src), "c", url=url, state_dir=str(tmp_path / ".c"))
+    from cortex.targets.server import ServerTarget
+
+    with ServerTarget(url) as t, open_source(str(src)) as s:
+        assert verify_against_source(t, "c", s, full=True).ok
+        t.upsert("c", [_uid("k5")], vecs[6][None, :], [{**payload(5), "source_id": "k5"}])
+    with ServerTarget(url) as t, open_source(str(src)) as s:
+        rep = verify_against_source(t, "c", s, full=True)
+    assert [(p.kind, p.id) for p in rep.problems] == [("vector", _uid("k5"))]

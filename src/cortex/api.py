@@ -157,7 +157,7 @@ def migrate(
                                defer_indexing=defer_indexing, build_index=build_index, dry_run=dry_run,
                                strict=strict,
                                retry=RetryPolicy(retries=retries, max_seconds=retry_max_seconds,
-                                                 on_retry=lambda a, d, e: say(f"retry {a}/{retries} in {d:.1f}s: {e}")))
+                                                 on_retry=lambda a, d, e: say(f"retry {a}/{retries} in {d:.2f}s: {e}")))
         try:
             summary = run(src, tgt, collection, opts, distance=distance, dead_letter=dl_path, progress=progress,
                           resume=resume, start_counts=start, stop=stop, info=info,

@@ -275,10 +275,14 @@ def _comparison(target: Target, collection: str, source: Source, queries: np.nda
                      meaning="growth of this process's resident memory (VmRSS) while opening and querying each "
                              "system; embedded Qdrant counts the mmap'd pages it touched"
                              + ("" if q_mem is not None else "; a Qdrant server's memory is not visible from here")))
+    side_files = [f for f in (source.options.payloads, source.options.ids, source.options.metadata) if f]
     old_disk = disk_bytes(source.path)
+    if old_disk is not None:  # the files that come with it (payloads, ids, metadata) count too
+        old_disk += sum(disk_bytes(f) or 0 for f in side_files)
     q_disk = target.collection_info(collection).disk_bytes  # type: ignore[union-attr]
     rows.append(_row("Storage size", old_disk, q_disk, "bytes", lower_better=True,
-                     meaning="bytes on disk: the source path vs the collection's directory (segments, HNSW "
+                     meaning="bytes on disk: the source path (with its payload/ids/metadata files) vs the "
+                             "collection's directory (segments, HNSW "
                              "graph, payload indexes, and the write-ahead log, which preallocates 32 MB files)"))
     if old_disk is None:
         warnings.append(f"{source.path} is not a local path: its storage size is not measured")

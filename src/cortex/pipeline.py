@@ -130,6 +130,8 @@ class SeenLog:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
+        if self._fh.seek(0, os.SEEK_END) < offset:
+            offset = 0  # the log was deleted: duplicates across this resume go uncounted (ordering is unaffected)
         self._fh.truncate(offset)
         self.offset = offset
 
@@ -506,8 +508,12 @@ def run(
     if start_counts is not None:
         counts.add(start_counts)
         summary.resumed_from = start_counts.read
-    if dead_letter is not None and dead_letter_offset == 0 and dead_letter.exists():
-        dead_letter.unlink()  # a fresh start: the rejects of an earlier run are not this run's
+    if dead_letter is not None and dead_letter.exists():
+        size = dead_letter.stat().st_size
+        if dead_letter_offset == 0:
+            dead_letter.unlink()  # a fresh start: the rejects of an earlier run are not this run's
+        elif size < dead_letter_offset:
+            dead_letter_offset = size  # cut short by hand: keep what is there (truncate would pad with zeros)
     dl = DeadLetter(dead_letter, truncate_to=dead_letter_offset)
     seen: SeenIds | None = None
     log: SeenLog | None = None

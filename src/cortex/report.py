@@ -255,7 +255,8 @@ def svg_lines(series: dict[str, Sequence[tuple[float, float, str]]], title: str,
             out.append(f"<circle cx='{sx(x):.1f}' cy='{sy(y):.1f}' r='3.5' fill='{color}'>"
                        f"<title>{esc(label)}: x={esc(fmt(x))}, y={esc(fmt(y))}</title></circle>"
                        f"<text x='{sx(x) + 5:.1f}' y='{sy(y) - 5:.1f}'>{esc(label)}</text>")
-    _legend(out, list(series))
+    if len(series) > 1:
+        _legend(out, list(series), bottom=True)
     out.append("</svg>")
     return "".join(out)
 

@@ -6,10 +6,11 @@ survives the death of the process, SIGKILL included) and every batch before it h
 acknowledged too.  The checkpoint is therefore never ahead of the target: resuming from it
 re-sends at most the batches after it, which is harmless because upserts with
 deterministic ids are idempotent.  Like Qdrant's own ``wait=True``, this guards against the
-process dying, not against the machine losing power (neither the WAL nor this database is
-fsynced per write; fsyncing the shard at every checkpoint costs 10-30 % of throughput).  A
-resume checks that the collection still holds at least the points the checkpoint counts,
-which catches a collection that lost writes or was emptied.
+process dying (the tests SIGKILL it), not against the machine losing power: Cortex does not
+fsync the shard before each checkpoint (that stalls the pipeline for about 10-15 % of the
+run, see bench/bench_checkpoint.py).  Instead a resume checks that the collection still holds
+at least the points the checkpoint counts, which catches a collection that lost writes or
+was changed or emptied since, and refuses with a message offering ``--restart``.
 
 Alongside each row: the dead-letter file (rejected records) and the seen-ids log (8 bytes
 per point id, for duplicate detection across a resume), both append-only; a checkpoint

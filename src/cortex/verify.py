@@ -5,11 +5,14 @@ keys, a search returns results).  With a source, the source is streamed once and
 points are looked up in the target in batches: with ``full`` every point is compared and
 ids present in Qdrant but not in the source are listed; otherwise a uniform random sample
 (reservoir) of ``sample`` points is compared and the counts must match.
-Vectors are compared after the same normalization Qdrant applies (cosine: unit length).
+Vectors are compared after the same normalization Qdrant applies (cosine: unit length, on
+both sides, so a target that keeps vectors as given, like qdrant-client's local mode, compares too).
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import queue
 import random
 import struct
@@ -126,39 +129,20 @@ def verify_against_source(target: Target, collection: str, source: Source, *, fu
     cosine = info.distance == "cosine"
     seen = SeenIds()
     rng = random.Random(seed)
-    reservoir: list[tuple[Any, np.ndarray, dict[str, Any] | None]] = []
-    streamed = 0
     sinfo = source.info()
     if progress is not None:
         progress.start(sinfo.count)
     dim = info.dim or sinfo.dim or 0
     log = _Problems(rep, max_problems)
-    for p in _read_ahead(source, max(1, batch_size), dim, id_field, seen):
-        rep.source_invalid += len(p.rejected)
-        rep.source_duplicates += p.counts.duplicates
-        if progress is not None:
-            progress.advance(p.counts.read)
-        if full:
-            if p.dup_ids:  # a later record replaces an earlier one (last one wins, as in the migration)
-                log.supersede(id_keys([map_id(d)[0] for d in p.dup_ids]), p.seq)
-            _compare(target, collection, log, p.seq, p.ids, p.vectors, p.payloads, cosine, tolerance, dim)
-            continue
-        if p.after_duplicate:  # a later record replaces an earlier one: sample the later one
-            dup = {map_id(d)[0] for d in p.dup_ids}
-            reservoir = [r for r in reservoir if r[0] not in dup]
-        for i, qid in enumerate(p.ids):  # reservoir sampling (Algorithm R) over the stream
-            streamed += 1
-            item = (qid, p.vectors[i], p.payloads[i] if p.payloads is not None else None)
-            if len(reservoir) < sample:
-                reservoir.append(item)
-            elif (j := rng.randrange(streamed)) < sample:
-                reservoir[j] = item
+    with _fewer_gc_passes():
+        reservoir = _stream(target, collection, source, rep, log, seen, full, sample, rng, batch_size, dim, id_field,
+                cosine, tolerance, progress)
     distinct = seen.count
     if not full and reservoir:
         ids = [r[0] for r in reservoir]
         vecs = np.stack([r[1] for r in reservoir])
         pls = [r[2] for r in reservoir] if any(r[2] is not None for r in reservoir) else None
-        _compare(target, collection, log, 0, ids, vecs, pls, cosine, tolerance, dim)
+        _compare(target, collection, log, 0, ids, vecs, pls, cosine, tolerance, dim, normalized=cosine)
     rep.expected_count = distinct
     if full and rep.missing == 0 and target.count(collection, exact=True) == distinct:
         rep.actual_count = distinct  # every source id is there and the counts match: no extra ids possible
@@ -178,6 +162,53 @@ def verify_against_source(target: Target, collection: str, source: Source, *, fu
     rep.seconds = round(time.perf_counter() - t0, 3)
     rep.points_per_second = round(rep.checked / rep.seconds, 1) if rep.seconds else 0.0
     return rep
+
+
+def _stream(target: Target, collection: str, source: Source, rep: VerifyReport, log: _Problems, seen: SeenIds,
+            full: bool, sample: int, rng: random.Random, batch_size: int, dim: int, id_field: str, cosine: bool,
+            tolerance: float, progress: Any) -> list[tuple[Any, np.ndarray, dict[str, Any] | None]]:
+    """One pass over the source: compare every batch (full) or fill and return the reservoir (sample)."""
+    reservoir: list[tuple[Any, np.ndarray, dict[str, Any] | None]] = []
+    streamed = 0
+    # cosine: the reader thread normalizes the expected vectors (numpy runs there without the GIL)
+    for p in _read_ahead(source, max(1, batch_size), dim, id_field, seen, normalize=cosine):
+        rep.source_invalid += len(p.rejected)
+        rep.source_duplicates += p.counts.duplicates
+        if progress is not None:
+            progress.advance(p.counts.read)
+        if full:
+            if p.dup_ids:  # a later record replaces an earlier one (last one wins, as in the migration)
+                log.supersede(id_keys([map_id(d)[0] for d in p.dup_ids]), p.seq)
+            _compare(target, collection, log, p.seq, p.ids, p.vectors, p.payloads, cosine, tolerance, dim,
+                     normalized=cosine)
+            continue
+        if p.after_duplicate:  # a later record replaces an earlier one: sample the later one
+            dup = {map_id(d)[0] for d in p.dup_ids}
+            reservoir = [r for r in reservoir if r[0] not in dup]
+        for i, qid in enumerate(p.ids):  # reservoir sampling (Algorithm R) over the stream
+            streamed += 1
+            item = (qid, p.vectors[i], p.payloads[i] if p.payloads is not None else None)
+            if len(reservoir) < sample:
+                reservoir.append(item)
+            elif (j := rng.randrange(streamed)) < sample:
+                reservoir[j] = item
+    return reservoir
+
+
+@contextlib.contextmanager
+def _fewer_gc_passes() -> Iterator[None]:
+    """Raise the cyclic GC's first threshold while streaming, then restore it.
+
+    Every vector read from qdrant_edge arrives as a new Python list (a GC-tracked container),
+    so the default threshold (700) runs a collection every few points; none of them finds
+    garbage here (lists of floats hold no cycles).  Measured: 10-30% more points/s.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], 50_000), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 _COUNTERS = {"missing": "missing", "extra": "extra", "vector": "vector_mismatches", "payload": "payload_mismatches"}
@@ -231,8 +262,12 @@ class _Failed:
         self.error = e
 
 
-def _read_ahead(source: Source, batch_size: int, dim: int, id_field: str, seen: SeenIds) -> Iterator[Prepared]:
-    """Read and validate the source in a thread, a few batches ahead (bounded queue)."""
+def _read_ahead(source: Source, batch_size: int, dim: int, id_field: str, seen: SeenIds,
+                normalize: bool = False) -> Iterator[Prepared]:
+    """Read and validate the source in a thread, a few batches ahead (bounded queue).
+
+    With ``normalize``, vectors come out scaled to unit length (as Qdrant stores cosine vectors).
+    """
     q: queue.Queue[Any] = queue.Queue(maxsize=4)
     done = object()
     stop = threading.Event()
@@ -249,7 +284,10 @@ def _read_ahead(source: Source, batch_size: int, dim: int, id_field: str, seen: 
     def produce() -> None:
         try:
             for seq, batch in enumerate(source.batches(batch_size)):
-                if not put(validate(batch, dim, id_field, seq, seen)):  # same mapping and checks as migrate
+                p = validate(batch, dim, id_field, seq, seen)  # same mapping and checks as the migration
+                if normalize and len(p.ids):
+                    p.vectors = normalize_rows(np.asarray(p.vectors, dtype=np.float32))
+                if not put(p):
                     return
             put(done)
         except BaseException as e:  # raised in the consumer
@@ -310,7 +348,8 @@ def _stack(vecs: list[Any], dim: int) -> np.ndarray:
 
 
 def _compare(target: Target, collection: str, log: _Problems, seq: int, ids: list[Any], vecs: np.ndarray,
-             payloads: list[dict[str, Any]] | None, cosine: bool, tol: float, dim: int) -> None:
+             payloads: list[dict[str, Any]] | None, cosine: bool, tol: float, dim: int,
+             normalized: bool = False) -> None:
     if not len(ids):
         return
     log.rep.checked += len(ids)
@@ -325,8 +364,12 @@ def _compare(target: Target, collection: str, log: _Problems, seq: int, ids: lis
     if not len(found):
         return
     expect = np.asarray(vecs, dtype=np.float32)[found]
-    if cosine:
+    if cosine and not normalized:
         expect = normalize_rows(expect)
+    if cosine and not isinstance(target, EdgeTarget):  # Qdrant stores unit vectors; qdrant-client's local mode
+        unreadable = np.isnan(got).any(axis=1)        # keeps them as given: compare directions
+        got = normalize_rows(got)
+        got[unreadable] = np.nan
     with np.errstate(invalid="ignore"):
         diff = np.abs(got - expect).max(axis=1, initial=0.0)
     bad_vec = np.flatnonzero(~(diff <= tol))  # NaN (unreadable stored vector) counts as a mismatch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -122,9 +123,21 @@ class NpyMatrixSource(Source):
                 yield Batch(ids=bid if isinstance(bid, list) else _id_list(bid), vectors=vecs,
                             payloads=payloads, rejected=rejected, cursor=cursor,
                             locations=None)
+                _release(m, hi)
         finally:
             if pf is not None:
                 pf.close()
+
+
+def _release(m: np.ndarray, rows_done: int) -> None:
+    """Drop the mapped pages of rows already read: a mmap otherwise keeps them in our RSS."""
+    base = getattr(m, "_mmap", None)
+    if not isinstance(base, mmap.mmap):
+        return
+    end = getattr(m, "offset", 0) + rows_done * m.shape[1] * m.dtype.itemsize
+    end -= end % mmap.PAGESIZE
+    if end > 0:
+        base.madvise(mmap.MADV_DONTNEED, 0, end)
 
 
 def _scalar(v: Any) -> Any:

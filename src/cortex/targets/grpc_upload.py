@@ -63,7 +63,7 @@ def _id_field(pid: Any) -> bytes:
         inner = b"\x08" + _varint(int(pid))
     else:
         raise ValueError(f"point id {pid!r} is neither an unsigned integer nor a UUID string")
-    return b"\x0a" + bytes((len(inner),)) + inner  # an id is < 128 bytes: a one-byte length
+    return b"\x0a" + _varint(len(inner)) + inner
 
 
 def _payload_field(payload: dict[str, Any]) -> bytes:
