@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 from helpers import vectors, write_jsonl
@@ -66,7 +67,7 @@ def test_record_level_problems_go_to_dead_letter_and_counts_add_up(cli, tmp_path
     s = json.loads(res.stdout)
     assert (s["read"], s["written"], s["rejected"], s["duplicates"]) == (26, 21, 5, 1)
     assert s["read"] == s["written"] + s["rejected"] + s["skipped"]
-    dead = {d["location"].rsplit(":", 1)[1]: d for d in map(json.loads, open(dl))}
+    dead = {d["location"].rsplit(":", 1)[1]: d for d in map(json.loads, dl.read_text().splitlines())}
     assert set(dead) == {"21", "22", "23", "24", "25"}
     assert "malformed JSON" in dead["21"]["reason"]
     assert "non-numeric" in dead["22"]["reason"]
@@ -100,7 +101,7 @@ def test_nan_in_matrix_is_rejected_with_row(cli, tmp_path, qdrant_path):
     assert res.exit_code == 5
     s = json.loads(res.stdout)
     assert (s["written"], s["rejected"]) == (28, 2)
-    dead = [json.loads(x) for x in open(s["dead_letter"])]
+    dead = [json.loads(x) for x in Path(s["dead_letter"]).read_text().splitlines()]
     assert sorted(d["id"] for d in dead) == [7, 9]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,7 +58,7 @@ def test_npy_dir_tree_with_sidecars(cli, tmp_path, qdrant_path):
     assert res.exit_code == 5, res.output  # finished, with a rejected record
     s = json.loads(res.stdout)
     assert (s["read"], s["written"], s["rejected"]) == (91, 90, 1)
-    dead = [json.loads(x) for x in open(s["dead_letter"])]
+    dead = [json.loads(x) for x in Path(s["dead_letter"]).read_text().splitlines()]
     assert dead[0]["location"].endswith("orphan.npy") and dead[0]["id"] == "orphan"
     uid = str(uuid.uuid5(CORTEX_NAMESPACE, "chunk_00007"))
     got = _stored(qdrant_path, "files", [uid])[uid]
