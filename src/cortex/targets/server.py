@@ -83,6 +83,7 @@ class ServerTarget(Target):
             self.client = QdrantClient(url=url, api_key=api_key, prefer_grpc=prefer_grpc,
                                        grpc_port=grpc_port, timeout=timeout, check_compatibility=not prefer_grpc)
         self.local = url == ":memory:" or url.startswith("local:")
+        self.normalizes_cosine = not self.local  # local mode keeps cosine vectors as given
         self.prefer_grpc = prefer_grpc and not self.local
         self.timeout = timeout
         self._uploader: Any = None
