@@ -152,7 +152,7 @@ def migrate(
             rec.dead_letter = str(dl_path)
             rec.seen_log = str(store.seen_log_path(mid))
             store.put(rec)
-        saver = _Checkpointer(store, rec, checkpoint_seconds)
+        saver = _Checkpointer(store, rec, checkpoint_seconds, flush=lambda: tgt.flush(collection))
         opts = PipelineOptions(batch_size=batch_size, workers=workers, id_field=id_field,
                                defer_indexing=defer_indexing, build_index=build_index, dry_run=dry_run,
                                strict=strict,
@@ -187,12 +187,15 @@ def migrate(
 class _Checkpointer:
     """Keeps the migration's record in step with the pipeline; saves it at most every ``seconds``."""
 
-    def __init__(self, store: StateStore | None, rec: MigrationRecord | None, seconds: float) -> None:
-        self.store, self.rec, self.seconds = store, rec, seconds
+    def __init__(self, store: StateStore | None, rec: MigrationRecord | None, seconds: float,
+                 flush: Callable[[], None] = lambda: None) -> None:
+        self.store, self.rec, self.seconds, self.flush = store, rec, seconds, flush
         self.last = time.monotonic()
 
     def save(self) -> None:
         assert self.store is not None and self.rec is not None
+        if self.rec.cursor is not None and self.rec.phase in ("loading", "indexing"):
+            self.flush()  # the checkpoint may only cover what is on disk, not just in the WAL buffer
         self.store.put(self.rec)
         self.last = time.monotonic()
 

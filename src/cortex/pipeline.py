@@ -121,9 +121,10 @@ class Checkpoint:
 class SeenLog:
     """Append-only log of the seen id keys (8 bytes each), so duplicates are still detected after a resume.
 
-    ``open(path, offset)`` truncates the log to ``offset`` (the checkpoint's) and returns the
-    :class:`SeenIds` holding its keys; :meth:`write` appends the keys of each committed batch
-    (unbuffered: a checkpoint never records bytes still in a buffer).
+    Opening truncates the log to ``offset`` (the checkpoint's); :meth:`load` puts its keys
+    back into a :class:`SeenIds`; :meth:`write` appends the keys of each committed batch
+    (unbuffered: a checkpoint never counts bytes still in a buffer).  Chosen over re-reading
+    the already migrated part of the source on resume: 8 bytes per id, no second read.
     """
 
     def __init__(self, path: Path, offset: int) -> None:

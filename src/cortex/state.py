@@ -7,10 +7,11 @@ acknowledged too.  The checkpoint is therefore never ahead of the target: resumi
 re-sends at most the batches after it, which is harmless because upserts with
 deterministic ids are idempotent.  Like Qdrant's own ``wait=True``, this guards against the
 process dying (the tests SIGKILL it), not against the machine losing power: Cortex does not
-fsync the shard before each checkpoint (that stalls the pipeline for about 10-15 % of the
-run, see bench/bench_checkpoint.py).  Instead a resume checks that the collection still holds
-at least the points the checkpoint counts, which catches a collection that lost writes or
-was changed or emptied since, and refuses with a message offering ``--restart``.
+flush (fsync) the shard before each checkpoint; doing so keeps the committing thread in
+flushes for ~10% of the run and costs 1-5% of throughput (bench/bench_checkpoint.py,
+``checkpoint+fsync``).  Instead a resume checks that the collection still holds at least
+the points the checkpoint counts, which catches a collection that lost writes or was
+changed or emptied since, and refuses with a message offering ``--restart``.
 
 Alongside each row: the dead-letter file (rejected records) and the seen-ids log (8 bytes
 per point id, for duplicate detection across a resume), both append-only; a checkpoint
@@ -27,7 +28,7 @@ import hashlib
 import os
 import sqlite3
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,6 @@ class MigrationRecord:
     phase: str = "start"  # start | creating | loading | indexing | done
     seen_log: str | None = None
     seen_offset: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -70,6 +70,9 @@ class Target(ABC):
                payloads: list[dict[str, Any]] | None) -> None:
         """Write points; returns when they are durable."""
 
+    def flush(self, name: str) -> None:  # noqa: B027 - servers acknowledge with wait=True
+        """Make every acknowledged write durable on disk (embedded); a no-op for servers."""
+
     @abstractmethod
     def finish_load(self, name: str) -> None:
         """After a bulk load: re-enable indexing deferred by ``create_collection``."""

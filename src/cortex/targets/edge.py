@@ -58,7 +58,13 @@ class EdgeTarget(Target):
 
     def _config_json(self, name: str) -> dict[str, Any] | None:
         f = self._dir(name) / "edge_config.json"
-        return json.loads(f.read_text()) if f.exists() else None
+        if not f.exists():
+            return None
+        try:
+            return json.loads(f.read_text())
+        except (ValueError, OSError) as e:
+            raise TargetError(f"collection '{name}' in {self.root} is damaged ({f.name}: {e}); delete the "
+                              "collection directory and migrate again") from e
 
     def _edge_config(self, dim: int, distance: str, indexing_threshold: int | None) -> Any:
         q = _q()
