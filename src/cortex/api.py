@@ -27,7 +27,7 @@ from cortex.ids import DEFAULT_ID_FIELD
 from cortex.pipeline import Checkpoint, Counts, MigrationSummary, PipelineOptions, Progress, run
 from cortex.retry import RetryPolicy
 from cortex.sources import SourceOptions, open_source
-from cortex.sources.base import Rejected
+from cortex.sources.base import Rejected, redact_url
 from cortex.state import DEFAULT_STATE_DIR, MigrationRecord, StateStore, migration_id
 from cortex.targets import CollectionInfo, Target, open_target
 from cortex.verify import VerifyReport, verify_against_source, verify_basic
@@ -140,7 +140,7 @@ def migrate(
                                   else store.dead_letter_path(mid, collection))
             if rec is None:
                 rec = MigrationRecord(
-                    id=mid, source=source, source_kind=src.kind, target=tgt.location, collection=collection,
+                    id=mid, source=redact_url(source), source_kind=src.kind, target=tgt.location, collection=collection,
                     status="running", fingerprint=fp, cursor=None, counts=asdict(Counts()), dead_letter=None,
                     dead_letter_offset=0, total=None, created_collection=False, started=time.time(),
                     updated=time.time(), pid=os.getpid())
@@ -175,6 +175,7 @@ def migrate(
             raise
         if rec is not None:
             saver.finish(summary.status)
+        summary.source = redact_url(summary.source)
         return summary
     finally:
         if store is not None:

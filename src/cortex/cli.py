@@ -25,6 +25,7 @@ from rich.table import Table
 
 from cortex import __version__
 from cortex.errors import CortexError, ExitCode
+from cortex.sources.base import redact_url
 
 app = typer.Typer(help="Cortex: move vector collections into Qdrant, fast, resumable and provably intact.",
                   no_args_is_help=True, add_completion=False, rich_markup_mode="rich")
@@ -277,7 +278,8 @@ def _resume_command(ctx: typer.Context) -> str:
             continue
         name = next((o for o in p.opts if o.startswith("--")), p.opts[0])
         for v in value if isinstance(value, list | tuple) else [value]:
-            parts += [name, "<your-api-key>" if p.name == "api_key" else str(v)]
+            shown = redact_url(str(v)) if p.name == "source" else str(v)
+            parts += [name, "<your-api-key>" if p.name == "api_key" else shown]
     return shlex.join(parts).replace("'<your-api-key>'", "<your-api-key>")
 
 

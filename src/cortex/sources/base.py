@@ -12,6 +12,7 @@ import datetime as _dt
 import hashlib
 import importlib
 import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -180,6 +181,11 @@ def plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     return str(value)
+
+
+def redact_url(url: str) -> str:
+    """A source path or URL without its password (``postgresql://u:***@host/db``), for messages and state."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
 def require(module: str, extra: str, kind: str) -> Any:

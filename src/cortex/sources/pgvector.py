@@ -22,7 +22,6 @@ The source path is a ``postgresql://`` (or ``postgres://``) URL.  The connection
 from __future__ import annotations
 
 import hashlib
-import re
 import struct
 from collections.abc import Iterator
 from typing import Any
@@ -31,7 +30,7 @@ import numpy as np
 import orjson
 
 from cortex.errors import SourceError
-from cortex.sources.base import Batch, Rejected, Source, SourceInfo, require
+from cortex.sources.base import Batch, Rejected, Source, SourceInfo, redact_url, require
 
 DENSE = ("vector", "halfvec")
 SPARSE = "sparsevec"
@@ -49,9 +48,7 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+redact = redact_url  # kept for callers of the old name
 
 
 def opclass_distance(opclass: str) -> str | None:
