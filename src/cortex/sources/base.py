@@ -24,6 +24,7 @@ import numpy as np
 from cortex.errors import MissingExtraError, SourceError
 
 DISTANCES = ("cosine", "dot", "euclid", "manhattan")
+PAYLOAD_INDEX_KINDS = ("keyword", "integer", "float", "bool", "datetime", "text", "uuid", "geo")
 
 _ALIASES = {
     "cosine": "cosine", "cos": "cosine", "angular": "cosine",
@@ -58,10 +59,25 @@ class Batch:
     """A columnar slice of a source.
 
     ``ids[i]``, ``vectors[i]`` and ``payloads[i]`` describe one point.  ``vectors`` is a
-    2-D array (float32 preferred; the pipeline casts and validates).  ``rejected`` holds
-    records of this slice that the reader could not parse at all; they count as read.
-    ``cursor`` is an opaque, JSON-able position *after* this batch: passing it back as
-    ``Source.batches(resume=cursor)`` continues right after it.
+    2-D array (float32 preferred; the pipeline casts and validates); it becomes Qdrant's
+    default (unnamed, ``""``) vector.  ``rejected`` holds records of this slice that the
+    reader could not parse at all; they count as read.  ``cursor`` is an opaque, JSON-able
+    position *after* this batch: passing it back as ``Source.batches(resume=cursor)``
+    continues right after it.
+
+    Extra vectors of each point (both optional, ``None`` when the source has none):
+
+    * ``sparse``: name -> one entry per row: ``(indices, values)`` (two equal-length
+      sequences; indices unsigned ints < 2**32, unique, in any order; values finite), or
+      ``None`` when that row has no such vector (NULL column, absent field).  ``([], [])``
+      is an empty sparse vector (stored, matches nothing).  Rows that break these rules
+      go to the dead letter.
+    * ``named``: name -> ``(n, dim_name)`` float32 array of extra dense vectors.  A row
+      that is entirely NaN means the point has no such vector; a row with some non-finite
+      values is rejected.
+
+    Every name must be declared in ``SourceInfo.details`` (``sparse_vectors`` /
+    ``named_vectors``), which the target collection is created from.
     """
 
     ids: list[Any]
@@ -70,7 +86,8 @@ class Batch:
     rejected: list[Rejected] = field(default_factory=list)
     locations: list[str] | None = None  # per-row record location, for error messages
     cursor: Any = None
-    sparse: dict[str, list[tuple[list[int], list[float]]]] | None = None  # name -> per-row (idx, val)
+    sparse: dict[str, list[tuple[list[int], list[float]] | None]] | None = None  # name -> per-row (idx, val)
+    named: dict[str, np.ndarray] | None = None  # name -> (n, dim_name) float32; an all-NaN row: no vector
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -87,7 +104,18 @@ class Batch:
 
 @dataclass
 class SourceInfo:
-    """What a source knows about itself before reading."""
+    """What a source knows about itself before reading.
+
+    ``details`` is free-form per source; these keys have a fixed meaning (the pipeline
+    creates the target collection from them, and every name a batch uses must be here):
+
+    * ``"sparse_vectors"``: ``{name: {"modifier": "idf" | None}}``, the sparse vectors
+      of ``Batch.sparse`` (``idf``: Qdrant applies inverse document frequency, as BM25 needs).
+    * ``"named_vectors"``: ``{name: {"size": int, "distance": one of DISTANCES}}``, the
+      extra dense vectors of ``Batch.named`` (never ``""``: that is the main vector).
+    * ``"payload_indexes"``: ``{field: "keyword" | "integer" | "float" | "bool" |
+      "datetime" | "text" | "uuid" | "geo"}``, created on the target after the load.
+    """
 
     kind: str
     name: str

@@ -2,7 +2,9 @@
 
 The pipeline, verify and the ops commands talk only to this interface.  Ids passed in
 are already Qdrant ids (unsigned ints or UUID strings, see ``cortex.ids``); vectors are
-2-D float32 arrays.  Every write returns only once the target holds it durably (server:
+2-D float32 arrays.  The main vector is Qdrant's default (unnamed, ``""``) one; a collection
+may also hold extra named dense vectors and sparse vectors (``create_collection(sparse=,
+named=)``, ``upsert(sparse=, named=)``, in the shapes of ``Batch.sparse`` / ``Batch.named``).  Every write returns only once the target holds it durably (server:
 ``wait=True``; embedded: WAL-logged), which is what checkpoints rely on.
 """
 
@@ -29,7 +31,8 @@ class CollectionInfo:
     optimizer: dict[str, Any] = field(default_factory=dict)
     disk_bytes: int | None = None
     payload_indexes: dict[str, str] = field(default_factory=dict)
-    named_vectors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    named_vectors: dict[str, dict[str, Any]] = field(default_factory=dict)  # besides "": {size, distance}
+    sparse_vectors: dict[str, dict[str, Any]] = field(default_factory=dict)  # {name: {"modifier": "idf"|None}}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -38,8 +41,10 @@ class CollectionInfo:
 @dataclass
 class StoredPoint:
     id: int | str
-    vector: np.ndarray | None
+    vector: np.ndarray | None  # the default ("") vector
     payload: dict[str, Any] | None
+    sparse: dict[str, tuple[list[int], list[float]]] | None = None  # sparse vectors the point has
+    named: dict[str, np.ndarray] | None = None  # named dense vectors the point has (not "")
 
 
 class Target(ABC):
@@ -60,15 +65,24 @@ class Target(ABC):
         """None when the collection does not exist."""
 
     @abstractmethod
-    def create_collection(self, name: str, dim: int, distance: str, defer_indexing: bool = True) -> None: ...
+    def create_collection(self, name: str, dim: int, distance: str, defer_indexing: bool = True, *,
+                          sparse: dict[str, dict[str, Any]] | None = None,
+                          named: dict[str, dict[str, Any]] | None = None) -> None:
+        """A collection with a default vector of ``dim``; ``sparse`` / ``named`` as in SourceInfo.details."""
 
     @abstractmethod
     def delete_collection(self, name: str) -> None: ...
 
     @abstractmethod
     def upsert(self, name: str, ids: list[int | str], vectors: np.ndarray,
-               payloads: list[dict[str, Any]] | None) -> None:
-        """Write points; returns when they are durable."""
+               payloads: list[dict[str, Any]] | None, *,
+               sparse: dict[str, list[tuple[list[int], list[float]] | None]] | None = None,
+               named: dict[str, np.ndarray] | None = None) -> None:
+        """Write points; returns when they are durable.
+
+        ``sparse`` / ``named`` are validated columns (``Batch.sparse`` / ``Batch.named``):
+        a ``None`` sparse row or an all-NaN named row leaves that vector out of the point.
+        """
 
     def flush(self, name: str) -> None:  # noqa: B027 - servers acknowledge with wait=True
         """Make every acknowledged write durable on disk (embedded); a no-op for servers."""
@@ -111,7 +125,7 @@ class Target(ABC):
             [sp.payload for sp in stored.values()]
 
     def create_payload_index(self, name: str, field_name: str, kind: str = "keyword") -> None:  # noqa: B027
-        """Index a payload field for filtered search (keyword | integer | float | bool | datetime)."""
+        """Index a payload field for filtered search (one of ``PAYLOAD_INDEX_KINDS``)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the target (file locks, connections)."""
@@ -134,7 +148,32 @@ def stack_vectors(vecs: list[Any], dim: int) -> np.ndarray:
     out = np.full((len(vecs), dim), np.nan, dtype=np.float32)
     for i, v in enumerate(vecs):
         if isinstance(v, dict):
-            v = v.get("", next(iter(v.values()), None))
+            v = v.get("")
         if v is not None and len(v) == dim:
             out[i] = np.asarray(v, dtype=np.float32)
     return out
+
+
+def split_vectors(v: Any) -> tuple[np.ndarray | None, dict[str, tuple[list[int], list[float]]] | None,
+                                   dict[str, np.ndarray] | None]:
+    """A stored point's vector(s) as (default vector, sparse {name: (indices, values)}, named {name: array}).
+
+    Qdrant returns a plain list when the point holds only the default vector, else a dict
+    whose values are lists (dense), sparse-vector objects (``.indices``/``.values``) or
+    lists of lists (multi-vectors, left out here).
+    """
+    if v is None:
+        return None, None, None
+    if not isinstance(v, dict):
+        return np.asarray(v, dtype=np.float32), None, None
+    main = None
+    sparse: dict[str, tuple[list[int], list[float]]] = {}
+    named: dict[str, np.ndarray] = {}
+    for k, x in v.items():
+        if hasattr(x, "indices"):
+            sparse[k] = (list(x.indices), list(x.values))
+        elif k == "":
+            main = np.asarray(x, dtype=np.float32)
+        elif len(x) == 0 or not isinstance(x[0], (list, tuple)):
+            named[k] = np.asarray(x, dtype=np.float32)
+    return main, sparse or None, named or None

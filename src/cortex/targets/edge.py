@@ -22,7 +22,7 @@ import numpy as np
 
 from cortex.errors import CollectionBusyError, TargetError
 from cortex.ids import normalize_point_id
-from cortex.targets.base import CollectionInfo, StoredPoint, Target, stack_vectors
+from cortex.targets.base import CollectionInfo, StoredPoint, Target, split_vectors, stack_vectors
 
 DEFAULT_INDEXING_THRESHOLD_KB = 10_000  # Qdrant's default
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -66,12 +66,23 @@ class EdgeTarget(Target):
             raise TargetError(f"collection '{name}' in {self.root} is damaged ({f.name}: {e}); delete the "
                               "collection directory and migrate again") from e
 
-    def _edge_config(self, dim: int, distance: str, indexing_threshold: int | None) -> Any:
+    def _edge_config(self, dim: int, distance: str, indexing_threshold: int | None,
+                     sparse: dict[str, dict[str, Any]] | None = None,
+                     named: dict[str, dict[str, Any]] | None = None) -> Any:
         q = _q()
-        return q.EdgeConfig(
-            vectors=q.EdgeVectorParams(size=dim, distance=getattr(q.Distance, _DISTANCES[distance])),
-            optimizers=q.EdgeOptimizersConfig(indexing_threshold=indexing_threshold),
-        )
+
+        def params(size: int, dist: str) -> Any:
+            return q.EdgeVectorParams(size=size, distance=getattr(q.Distance, _DISTANCES[dist.lower()]))
+
+        vectors: Any = params(dim, distance)
+        if named:
+            vectors = {"": vectors, **{n: params(int(v["size"]), v["distance"]) for n, v in named.items()}}
+        sparse_cfg = None
+        if sparse:
+            sparse_cfg = {n: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf if (v or {}).get("modifier") == "idf"
+                                                      else None) for n, v in sparse.items()}
+        return q.EdgeConfig(vectors=vectors, sparse_vectors=sparse_cfg,
+                            optimizers=q.EdgeOptimizersConfig(indexing_threshold=indexing_threshold))
 
     def _open(self, name: str, config: Any = None) -> Any:
         if config is None and name in self._shards:
@@ -110,7 +121,10 @@ class EdgeTarget(Target):
             return None
         shard = self._open(name)
         info = shard.info()
-        vec = cfg.get("vectors", {}).get("", {})
+        vectors = cfg.get("vectors") or {}
+        vec = vectors.get("", {})
+        named = {n: _named_params(v) for n, v in vectors.items() if n != ""}
+        sparse = {n: {"modifier": (v or {}).get("modifier")} for n, v in (cfg.get("sparse_vectors") or {}).items()}
         opt = {k: v for k, v in (cfg.get("optimizers") or {}).items() if v is not None}
         threshold = opt.get("indexing_threshold")
         status = "grey" if threshold == 0 else "green"
@@ -126,9 +140,13 @@ class EdgeTarget(Target):
             optimizer=opt,
             disk_bytes=dir_size(self._dir(name)),
             payload_indexes={k: str(v.data_type).split(".")[-1].lower() for k, v in info.payload_schema.items()},
+            named_vectors=named,
+            sparse_vectors=sparse,
         )
 
-    def create_collection(self, name: str, dim: int, distance: str, defer_indexing: bool = True) -> None:
+    def create_collection(self, name: str, dim: int, distance: str, defer_indexing: bool = True, *,
+                          sparse: dict[str, dict[str, Any]] | None = None,
+                          named: dict[str, dict[str, Any]] | None = None) -> None:
         d = self._dir(name)
         if (d / "edge_config.json").exists():
             raise TargetError(f"collection '{name}' already exists in {self.root}")
@@ -138,7 +156,7 @@ class EdgeTarget(Target):
             shutil.rmtree(d)
         d.parent.mkdir(parents=True, exist_ok=True)
         threshold = 0 if defer_indexing else DEFAULT_INDEXING_THRESHOLD_KB
-        self._shards[name] = _q().EdgeShard.create(str(d), self._edge_config(dim, distance, threshold))
+        self._shards[name] = _q().EdgeShard.create(str(d), self._edge_config(dim, distance, threshold, sparse, named))
 
     def delete_collection(self, name: str) -> None:
         if name in self._shards:
@@ -149,7 +167,9 @@ class EdgeTarget(Target):
 
     # -- points ---------------------------------------------------------------------------
     def upsert(self, name: str, ids: list[int | str], vectors: np.ndarray,
-               payloads: list[dict[str, Any]] | None) -> None:
+               payloads: list[dict[str, Any]] | None, *,
+               sparse: dict[str, list[tuple[list[int], list[float]] | None]] | None = None,
+               named: dict[str, np.ndarray] | None = None) -> None:
         q = _q()
         shard = self._open(name)
         pls = payloads if payloads is not None else repeat(None)
@@ -160,7 +180,12 @@ class EdgeTarget(Target):
         d = vecs.shape[1] if vecs.ndim == 2 else 0
         flat = array("f")
         flat.frombytes(memoryview(vecs).cast("B"))
-        points = [q.Point(i, flat[k * d:(k + 1) * d], p) for k, (i, p) in enumerate(zip(ids, pls, strict=False))]
+        if sparse or named:
+            points = [q.Point(i, v, p) for i, v, p in zip(ids, _vector_dicts(q, flat, d, len(ids), sparse, named),
+                                                           pls, strict=False)]
+        else:
+            points = [q.Point(i, flat[k * d:(k + 1) * d], p)
+                      for k, (i, p) in enumerate(zip(ids, pls, strict=False))]
         try:
             shard.update(q.UpdateOperation.upsert_points(points))
         except (TypeError, ValueError) as e:
@@ -171,8 +196,10 @@ class EdgeTarget(Target):
 
     def _reindex(self, name: str, threshold: int) -> Any:
         cfg = self._config_json(name) or {}
-        vec = cfg["vectors"][""]
-        config = self._edge_config(vec["size"], vec["distance"].lower(), threshold)
+        vectors = dict(cfg["vectors"])
+        vec = vectors.pop("")
+        config = self._edge_config(vec["size"], vec["distance"], threshold, cfg.get("sparse_vectors"),
+                                   {n: _named_params(v) for n, v in vectors.items()})
         return self._open(name, config)
 
     def finish_load(self, name: str) -> None:
@@ -193,8 +220,7 @@ class EdgeTarget(Target):
 
     def retrieve(self, name: str, ids: list[int | str], with_vectors: bool = True) -> dict[Any, StoredPoint]:
         recs = self._open(name).retrieve(list(ids), with_payload=True, with_vector=with_vectors)
-        return {normalize_point_id(r.id): StoredPoint(normalize_point_id(r.id), _vec(r.vector), r.payload)
-                for r in recs}
+        return {(sp := _stored(r, with_vectors)).id: sp for r in recs}
 
     def fetch_arrays(self, name: str, ids: list[int | str], dim: int
                      ) -> tuple[list[Any], np.ndarray, list[dict[str, Any] | None]]:
@@ -219,8 +245,7 @@ class EdgeTarget(Target):
             recs, offset = shard.scroll(q.ScrollRequest(offset=offset, limit=batch_size,
                                                         with_payload=with_payload, with_vector=with_vectors))
             if recs:
-                yield [StoredPoint(normalize_point_id(r.id), _vec(r.vector) if with_vectors else None, r.payload)
-                       for r in recs]
+                yield [_stored(r, with_vectors) for r in recs]
             if offset is None:
                 return
 
@@ -246,9 +271,37 @@ class EdgeTarget(Target):
         self._open(name).update(q.UpdateOperation.create_field_index(field_name, schema))
 
 
-def _vec(v: Any) -> np.ndarray | None:
-    if v is None:
-        return None
-    if isinstance(v, dict):
-        v = v.get("", next(iter(v.values()), None))
-    return np.asarray(v, dtype=np.float32)
+def _stored(r: Any, with_vectors: bool) -> StoredPoint:
+    main, sparse, named = split_vectors(r.vector) if with_vectors else (None, None, None)
+    return StoredPoint(normalize_point_id(r.id), main, r.payload, sparse, named)
+
+
+def _named_params(v: dict[str, Any]) -> dict[str, Any]:
+    out = {"size": v.get("size"), "distance": (v.get("distance") or "").lower() or None}
+    if v.get("multivector_config"):
+        out["multivector"] = True
+    return out
+
+
+def _vector_dicts(q: Any, flat: array, d: int, n: int,
+                  sparse: dict[str, list[tuple[list[int], list[float]] | None]] | None,
+                  named: dict[str, np.ndarray] | None) -> Iterator[dict[str, Any]]:
+    """Per point ``{"": dense, name: dense, name: SparseVector}``; absent vectors are left out."""
+    named_rows: list[tuple[str, array, int, np.ndarray]] = []
+    for nm, arr in (named or {}).items():
+        a = np.ascontiguousarray(arr, dtype=np.float32)
+        f = array("f")
+        f.frombytes(memoryview(a).cast("B"))
+        named_rows.append((nm, f, a.shape[1], ~np.isnan(a).all(axis=1) if len(a) else np.zeros(0, bool)))
+    sparse_items = list((sparse or {}).items())
+    sv = q.SparseVector
+    for k in range(n):
+        v: dict[str, Any] = {"": flat[k * d:(k + 1) * d]}
+        for nm, f, dn, present in named_rows:
+            if present[k]:
+                v[nm] = f[k * dn:(k + 1) * dn]
+        for nm, rows in sparse_items:
+            row = rows[k]
+            if row is not None:
+                v[nm] = sv(row[0], row[1])
+        yield v

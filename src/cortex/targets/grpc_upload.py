@@ -14,6 +14,13 @@ Wire layout of one point (``PointStruct``)::
 Everything before the floats of ``vectors`` is the same for every point of a dimension, so it
 is cut once from a serialized zero vector (the trick ``qdrant_client.uploader.grpc_uploader``
 uses for its ``DenseVector`` prefix) and the float32 rows are appended as raw bytes.
+
+With named or sparse vectors a point's ``vectors`` is the map form, as qdrant-client sends
+a ``{"": [...], name: ...}`` vector::
+
+    4: vectors  Vectors { 2: vectors NamedVectors { 1: map<string, Vector> } }
+       Vector { 101: dense DenseVector { 1: data (packed float) }
+              | 102: sparse SparseVector { 1: values (packed float), 2: indices (packed uint32) } }
 """
 
 from __future__ import annotations
@@ -74,14 +81,68 @@ def _payload_field(payload: dict[str, Any]) -> bytes:
     return g.PointStruct(payload=payload_to_grpc(payload)).SerializeToString()
 
 
+def _field(tag: bytes, body: bytes) -> bytes:
+    """A length-delimited field: its tag, the body's length, the body."""
+    return tag + _varint(len(body)) + body
+
+
+def _named_vectors(n: int, vecs: np.ndarray, sparse: dict[str, list[Any]] | None,
+                   named: dict[str, np.ndarray] | None) -> list[bytes]:
+    """Per point, the ``PointStruct.vectors`` field (4) in the map form: default, named dense and sparse vectors."""
+    dense: list[tuple[bytes, np.ndarray, np.ndarray]] = [(b"", vecs, np.ones(n, dtype=bool))]
+    for nm, arr in (named or {}).items():
+        a = np.ascontiguousarray(arr, dtype="<f4")
+        if a.ndim != 2 or a.shape[0] != n:
+            raise ValueError(f"named vector '{nm}' of shape {a.shape} for {n} ids")
+        dense.append((nm.encode(), a, ~np.isnan(a).all(axis=1)))
+    for nm, rows in (sparse or {}).items():
+        if len(rows) != n:
+            raise ValueError(f"sparse vector '{nm}' has {len(rows)} rows for {n} ids")
+    keys = [(_field(b"\x0a", k), a, present) for k, a, present in dense]
+    sparse_keys = [(_field(b"\x0a", nm.encode()), rows) for nm, rows in (sparse or {}).items()]
+    out = []
+    for i in range(n):
+        entries = []
+        for key, a, present in keys:
+            if present[i]:
+                row = a[i].tobytes()
+                vector = _field(b"\xaa\x06", _field(b"\x0a", row) if row else b"")  # 101: dense
+                entries.append(_field(b"\x0a", key + _field(b"\x12", vector)))
+        for key, rows in sparse_keys:
+            row = rows[i]
+            if row is None:
+                continue
+            idx, val = row
+            body = b""
+            if len(val):
+                body += _field(b"\x0a", np.asarray(val, dtype="<f4").tobytes())
+            if len(idx):
+                body += _field(b"\x12", b"".join(_varint(int(j)) for j in idx))
+            entries.append(_field(b"\x0a", key + _field(b"\x12", _field(b"\xb2\x06", body))))  # 102: sparse
+        out.append(_field(b"\x22", _field(b"\x12", b"".join(entries))))
+    return out
+
+
 def encode_upsert(name: str, ids: list[Any], vectors: np.ndarray, payloads: list[dict[str, Any]] | None,
-                  wait: bool = True) -> bytes:
-    """The serialized ``UpsertPoints`` request for one batch (``qdrant.UpsertPoints.FromString`` reads it)."""
+                  wait: bool = True, *, sparse: dict[str, list[Any]] | None = None,
+                  named: dict[str, np.ndarray] | None = None) -> bytes:
+    """The serialized ``UpsertPoints`` request for one batch (``qdrant.UpsertPoints.FromString`` reads it).
+
+    ``sparse`` / ``named``: extra vectors as in ``Batch.sparse`` / ``Batch.named`` (a ``None``
+    sparse row or an all-NaN named row is left out of that point).
+    """
     vecs = np.ascontiguousarray(vectors, dtype="<f4")
     if vecs.ndim != 2 or vecs.shape[0] != len(ids):
         raise ValueError(f"vectors of shape {vecs.shape} for {len(ids)} ids")
     if payloads is not None and len(payloads) != len(ids):
         raise ValueError(f"{len(payloads)} payloads for {len(ids)} ids")
+    if sparse or named:
+        nm = name.encode()
+        parts = [b"\x0a", _varint(len(nm)), nm, b"\x10\x01" if wait else b""]
+        for i, vf in enumerate(_named_vectors(len(ids), vecs, sparse, named)):
+            p = payloads[i] if payloads is not None else None
+            parts.append(_field(b"\x1a", _id_field(ids[i]) + (_payload_field(p) if p else b"") + vf))
+        return b"".join(parts)
     dim = vecs.shape[1]
     row = 4 * dim
     vp = _vectors_prefix(dim)
@@ -119,9 +180,10 @@ class GrpcUploader:
         self.timeout = timeout
 
     def upsert(self, name: str, ids: list[Any], vectors: np.ndarray,
-               payloads: list[dict[str, Any]] | None) -> None:
+               payloads: list[dict[str, Any]] | None, *, sparse: dict[str, list[Any]] | None = None,
+               named: dict[str, np.ndarray] | None = None) -> None:
         """One batch with ``wait=True``: returns once the server has applied it."""
-        request = encode_upsert(name, ids, vectors, payloads, wait=True)
+        request = encode_upsert(name, ids, vectors, payloads, wait=True, sparse=sparse, named=named)
         call = self._calls[next(self._next) % len(self._calls)]
         response = call(request, timeout=self.timeout)
         status = response.result.status

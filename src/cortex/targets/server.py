@@ -18,7 +18,7 @@ import numpy as np
 
 from cortex.errors import AuthError, BatchTooLargeError, TargetError, TransientTargetError
 from cortex.ids import normalize_point_id
-from cortex.targets.base import CollectionInfo, StoredPoint, Target
+from cortex.targets.base import CollectionInfo, StoredPoint, Target, split_vectors
 
 T = TypeVar("T")
 DEFAULT_INDEXING_THRESHOLD_KB = 10_000
@@ -132,11 +132,16 @@ class ServerTarget(Target):
         named: dict[str, dict[str, Any]] = {}
         if isinstance(vectors, dict):
             for vname, vp in vectors.items():
-                named[vname] = {"size": vp.size, "distance": vp.distance.value.lower()}
+                if vname != "":
+                    named[vname] = {"size": vp.size, "distance": vp.distance.value.lower()}
+                    if vp.multivector_config is not None:
+                        named[vname]["multivector"] = True
             if "" in vectors:
                 dim, distance = vectors[""].size, vectors[""].distance.value.lower()
         elif vectors is not None:
             dim, distance = vectors.size, vectors.distance.value.lower()
+        sparse = {n: {"modifier": "idf" if str(getattr(sp.modifier, "value", sp.modifier)).lower() == "idf" else None}
+                  for n, sp in (params.sparse_vectors or {}).items()}
         hnsw = info.config.hnsw_config.model_dump(exclude_none=True) if info.config.hnsw_config else {}
         opt = info.config.optimizer_config.model_dump(exclude_none=True) if info.config.optimizer_config else {}
         status = getattr(info.status, "value", str(info.status))
@@ -144,16 +149,30 @@ class ServerTarget(Target):
         return CollectionInfo(
             name=name, dim=dim, distance=distance, points=info.points_count or 0, status=status,
             segments=info.segments_count, indexed_vectors=info.indexed_vectors_count, hnsw=hnsw,
-            optimizer=opt, disk_bytes=None, payload_indexes=schema, named_vectors=named,
+            optimizer=opt, disk_bytes=None, payload_indexes=schema, named_vectors=named, sparse_vectors=sparse,
         )
 
-    def create_collection(self, name: str, dim: int, distance: str, defer_indexing: bool = True) -> None:
+    def create_collection(self, name: str, dim: int, distance: str, defer_indexing: bool = True, *,
+                          sparse: dict[str, dict[str, Any]] | None = None,
+                          named: dict[str, dict[str, Any]] | None = None) -> None:
         from qdrant_client import models
 
+        def params(size: int, dist: str) -> Any:
+            return models.VectorParams(size=size, distance=models.Distance(_DISTANCES[dist.lower()]))
+
+        vectors: Any = params(dim, distance)
+        if named:
+            vectors = {"": vectors, **{n: params(int(v["size"]), v["distance"]) for n, v in named.items()}}
+        sparse_cfg = None
+        if sparse:
+            sparse_cfg = {n: models.SparseVectorParams(modifier=models.Modifier.IDF
+                                                       if (v or {}).get("modifier") == "idf" else None)
+                          for n, v in sparse.items()}
         threshold = 0 if defer_indexing else None
         self._call(f"create collection '{name}'", lambda: self.client.create_collection(
             name,
-            vectors_config=models.VectorParams(size=dim, distance=models.Distance(_DISTANCES[distance])),
+            vectors_config=vectors,
+            sparse_vectors_config=sparse_cfg,
             optimizers_config=models.OptimizersConfigDiff(indexing_threshold=threshold) if defer_indexing else None,
         ))
 
@@ -161,13 +180,24 @@ class ServerTarget(Target):
         self._call(f"delete collection '{name}'", lambda: self.client.delete_collection(name))
 
     def upsert(self, name: str, ids: list[int | str], vectors: np.ndarray,
-               payloads: list[dict[str, Any]] | None) -> None:
+               payloads: list[dict[str, Any]] | None, *,
+               sparse: dict[str, list[tuple[list[int], list[float]] | None]] | None = None,
+               named: dict[str, np.ndarray] | None = None) -> None:
         if self.prefer_grpc:
             up = self._uploader or self._make_uploader()
-            self._call(f"upsert into '{name}'", lambda: up.upsert(name, ids, vectors, payloads))
+            if sparse or named:
+                self._call(f"upsert into '{name}'", lambda: up.upsert(name, ids, vectors, payloads,
+                                                                      sparse=sparse, named=named))
+            else:
+                self._call(f"upsert into '{name}'", lambda: up.upsert(name, ids, vectors, payloads))
             return
         from qdrant_client import models
 
+        if sparse or named:
+            points = [models.PointStruct(id=i, vector=v, payload=payloads[k] if payloads is not None else None)
+                      for k, (i, v) in enumerate(zip(ids, _vector_dicts(vectors, sparse, named), strict=True))]
+            self._call(f"upsert into '{name}'", lambda: self.client.upsert(name, points=points, wait=True))
+            return
         batch = models.Batch(ids=list(ids), vectors=vectors.tolist(), payloads=payloads)
         self._call(f"upsert into '{name}'", lambda: self.client.upsert(name, points=batch, wait=True))
 
@@ -206,8 +236,7 @@ class ServerTarget(Target):
     def retrieve(self, name: str, ids: list[int | str], with_vectors: bool = True) -> dict[Any, StoredPoint]:
         recs = self._call(f"retrieve from '{name}'", lambda: self.client.retrieve(
             name, ids=list(ids), with_payload=True, with_vectors=with_vectors))
-        return {normalize_point_id(r.id): StoredPoint(normalize_point_id(r.id), _vec(r.vector), r.payload)
-                for r in recs}
+        return {(sp := _stored(r, with_vectors)).id: sp for r in recs}
 
     def scroll(self, name: str, batch_size: int = 1000, with_vectors: bool = False,
                with_payload: bool = True) -> Iterator[list[StoredPoint]]:
@@ -216,8 +245,7 @@ class ServerTarget(Target):
             recs, offset = self._call(f"scroll '{name}'", lambda o=offset: self.client.scroll(
                 name, limit=batch_size, offset=o, with_payload=with_payload, with_vectors=with_vectors))
             if recs:
-                yield [StoredPoint(normalize_point_id(r.id), _vec(r.vector) if with_vectors else None, r.payload)
-                       for r in recs]
+                yield [_stored(r, with_vectors) for r in recs]
             if offset is None:
                 return
 
@@ -246,9 +274,25 @@ class ServerTarget(Target):
             name, field_name=field_name, field_schema=schema, wait=True))
 
 
-def _vec(v: Any) -> np.ndarray | None:
-    if v is None:
-        return None
-    if isinstance(v, dict):
-        v = v.get("", next(iter(v.values()), None))
-    return np.asarray(v, dtype=np.float32)
+def _stored(r: Any, with_vectors: bool) -> StoredPoint:
+    main, sparse, named = split_vectors(r.vector) if with_vectors else (None, None, None)
+    return StoredPoint(normalize_point_id(r.id), main, r.payload, sparse, named)
+
+
+def _vector_dicts(vectors: np.ndarray, sparse: dict[str, list[tuple[list[int], list[float]] | None]] | None,
+                  named: dict[str, np.ndarray] | None) -> list[dict[str, Any]]:
+    """Per point ``{"": [...], name: [...], name: SparseVector}`` (qdrant-client models); absent ones left out."""
+    from qdrant_client import models
+
+    out: list[dict[str, Any]] = [{"": row} for row in np.asarray(vectors, dtype=np.float32).tolist()]
+    for nm, arr in (named or {}).items():
+        a = np.asarray(arr, dtype=np.float32)
+        present = ~np.isnan(a).all(axis=1)
+        for k, row in enumerate(a.tolist()):
+            if present[k]:
+                out[k][nm] = row
+    for nm, rows in (sparse or {}).items():
+        for k, row in enumerate(rows):
+            if row is not None:
+                out[k][nm] = models.SparseVector(indices=list(row[0]), values=list(row[1]))
+    return out
