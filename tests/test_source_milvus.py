@@ -103,7 +103,8 @@ def test_info(milvus_db):
     with MilvusLiteSource(str(path), _opts("named")) as src:
         info = src.info()
         assert (info.distance, info.count) == ("euclid", 20)
-        assert any("sparse vector field 'sp'" in w for w in info.warnings)
+        assert not any("'sp'" in w for w in info.warnings)  # sparse fields are migrated
+        assert info.details["sparse_vectors"] == {"sp": {"modifier": None}}
 
 
 def test_batches_payloads_and_resume(milvus_db):

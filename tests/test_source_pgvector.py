@@ -161,7 +161,8 @@ def test_text_pk_sparse_and_null_vector(db):
     b = bs[0]
     assert b.ids == ["a", "b", "d"]
     np.testing.assert_array_equal(b.vectors, [[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]])
-    assert b.sparse == {"sp": [([9], [0.25]), ([0, 2], [1.5, 2.0]), ([], [])]}
+    assert b.sparse == {"sp": [([9], [0.25]), ([0, 2], [1.5, 2.0]), None]}  # NULL: no sparse vector
+    assert info.details["sparse_vectors"] == {"sp": {"modifier": None}}
     assert b.payloads == [{"body": "ay"}, {"body": "bee"}, {"body": "dee"}]
     assert len(b.rejected) == 1 and b.rejected[0].id == "c" and "NULL" in b.rejected[0].reason
     assert b.rejected[0].location == "public.docs id=c"

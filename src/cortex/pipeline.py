@@ -15,9 +15,10 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
+from itertools import chain
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,7 +37,7 @@ from cortex.errors import (
 from cortex.ids import DEFAULT_ID_FIELD, map_ids
 from cortex.retry import RetryPolicy, with_retries
 from cortex.seen_ids import SeenIds, id_keys
-from cortex.sources.base import Batch, Rejected, Source, SourceInfo, parse_distance
+from cortex.sources.base import PAYLOAD_INDEX_KINDS, Batch, Rejected, Source, SourceInfo, parse_distance
 from cortex.targets.base import Target
 
 
@@ -80,6 +81,9 @@ class MigrationSummary:
     dry_run: bool = False
     resumed_from: int = 0
     dead_letter: str | None = None
+    sparse_vectors: list[str] = field(default_factory=list)  # sparse vectors carried over, by name
+    named_vectors: list[str] = field(default_factory=list)  # named dense vectors carried over besides ""
+    payload_indexes: dict[str, str] = field(default_factory=dict)  # payload indexes created on the target
     duplicate_examples: list[Any] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     status: str = "done"  # done | interrupted | failed
@@ -94,7 +98,11 @@ class MigrationSummary:
 
 @dataclass
 class Prepared:
-    """A validated batch ready to write: Qdrant ids, float32 vectors, payloads."""
+    """A validated batch ready to write: Qdrant ids, float32 vectors, payloads (and sparse/named vectors).
+
+    ``sparse`` rows are ``(list[int], list[float])`` or None; ``named`` arrays are float32 with
+    all-NaN rows for points without that vector (see ``Batch``).
+    """
 
     seq: int
     ids: list[int | str]
@@ -106,6 +114,8 @@ class Prepared:
     dup_ids: list[Any]
     after_duplicate: bool  # holds an id seen in an earlier batch: write after earlier ones land
     new_keys: np.ndarray | None = None  # id keys this batch added to the seen set (logged at commit)
+    sparse: dict[str, list[tuple[list[int], list[float]] | None]] | None = None
+    named: dict[str, np.ndarray] | None = None
 
 
 @dataclass
@@ -214,8 +224,14 @@ class DeadLetter:
             self._fh.close()
 
 
-def validate(batch: Batch, dim: int, id_field: str, seq: int, seen: SeenIds | None) -> Prepared:
-    """Columnar checks: shape, dimension, finiteness; then id mapping and in-batch dedupe."""
+def validate(batch: Batch, dim: int, id_field: str, seq: int, seen: SeenIds | None,
+             sparse_names: Collection[str] | None = None, named_dims: dict[str, int] | None = None) -> Prepared:
+    """Columnar checks: shape, dimension, finiteness; then id mapping and in-batch dedupe.
+
+    Sparse and named vectors (``batch.sparse`` / ``batch.named``) are checked too (a bad row
+    goes to the dead letter) and sliced along with every row filter.  ``sparse_names`` /
+    ``named_dims``, when given, are what the source declared: another name is a source bug.
+    """
     rejected = list(batch.rejected)
     n = len(batch.ids)
     vecs = batch.vectors
@@ -237,10 +253,13 @@ def validate(batch: Batch, dim: int, id_field: str, seq: int, seen: SeenIds | No
                                          f"position {j}; fix or drop this record", id=_plain(batch.ids[i]),
                                          raw=_raw(batch, i)))
             keep &= finite
+    sparse, named = _check_extras(batch, keep, rejected, sparse_names, named_dims) if n else (None, None)
     idx = np.flatnonzero(keep)
     src_ids = batch.ids if keep.all() else _take(batch.ids, idx)
     vecs = vecs if keep.all() else vecs[idx]
     payloads = batch.payloads if (batch.payloads is None or keep.all()) else [batch.payloads[i] for i in idx]
+    if not keep.all():
+        sparse, named = _take_extras(sparse, named, idx)
     qids, kept = map_ids(src_ids)
     if not all(kept):
         payloads = list(payloads) if payloads is not None else [{} for _ in qids]
@@ -262,6 +281,7 @@ def validate(batch: Batch, dim: int, id_field: str, seq: int, seen: SeenIds | No
             src_ids = _take(src_ids, last)
             vecs = vecs[last]
             payloads = [payloads[i] for i in last] if payloads is not None else None
+            sparse, named = _take_extras(sparse, named, last)
             keys = keys[last]
         if seen is not None:
             hit = seen.contains(keys)
@@ -272,11 +292,164 @@ def validate(batch: Batch, dim: int, id_field: str, seq: int, seen: SeenIds | No
                 seen.add(keys[~hit])
             else:
                 seen.add(keys)
-    return Prepared(seq, qids, vecs, payloads, rejected, batch.cursor, counts, dup_ids, after_dup)
+    return Prepared(seq, qids, vecs, payloads, rejected, batch.cursor, counts, dup_ids, after_dup,
+                    sparse=sparse, named=named)
 
 
 def _take(ids: Any, idx: np.ndarray) -> Any:
     return ids[idx] if isinstance(ids, np.ndarray) else [ids[i] for i in idx]
+
+
+def _take_extras(sparse: dict[str, list[Any]] | None, named: dict[str, np.ndarray] | None, idx: np.ndarray
+                 ) -> tuple[dict[str, list[Any]] | None, dict[str, np.ndarray] | None]:
+    """The sparse rows and named vectors of the rows ``idx``."""
+    if sparse is not None:
+        sparse = {k: [rows[i] for i in idx] for k, rows in sparse.items()}
+    if named is not None:
+        named = {k: a[idx] for k, a in named.items()}
+    return sparse, named
+
+
+MAX_SPARSE_INDEX = 2**32 - 1  # Qdrant's sparse indices are u32
+
+
+def _check_extras(batch: Batch, keep: np.ndarray, rejected: list[Rejected], sparse_names: Collection[str] | None,
+                  named_dims: dict[str, int] | None
+                  ) -> tuple[dict[str, list[Any]] | None, dict[str, np.ndarray] | None]:
+    """Check ``batch.sparse`` / ``batch.named``: clear ``keep`` and add a dead-letter record for each bad row.
+
+    Returns the columns normalized: sparse rows as ``(list[int], list[float])`` or None, named
+    vectors as float32 arrays.
+    """
+    n = len(batch.ids)
+    bad: dict[int, str] = {}
+    sparse = None
+    if batch.sparse:
+        sparse = {}
+        for name, rows in batch.sparse.items():
+            if sparse_names is not None and name not in sparse_names:
+                raise SourceError(f"the source produced sparse vector '{name}' that it did not declare "
+                                  f"(declared: {', '.join(sparse_names) or 'none'})")
+            if len(rows) != n:
+                raise SourceError(f"source produced a malformed batch (sparse vector '{name}' has {len(rows)} rows "
+                                  f"for {n} ids)")
+            sparse[name], errs = _check_sparse_rows(rows, keep)
+            for i, why in errs.items():
+                bad.setdefault(i, f"sparse vector '{name}' {why}")
+    named = None
+    if batch.named:
+        named = {}
+        for name, arr in batch.named.items():
+            if named_dims is not None and name not in named_dims:
+                raise SourceError(f"the source produced named vector '{name}' that it did not declare "
+                                  f"(declared: {', '.join(named_dims) or 'none'})")
+            a = np.asarray(arr)
+            if a.ndim != 2 or a.shape[0] != n:
+                raise SourceError(f"source produced a malformed batch (named vector '{name}' of shape {a.shape} "
+                                  f"for {n} ids)")
+            with np.errstate(over="ignore", invalid="ignore"):
+                a = a.astype(np.float32, copy=False)
+            want = (named_dims or {}).get(name)
+            if want is not None and a.shape[1] != want:
+                for i in np.flatnonzero(keep).tolist():
+                    bad.setdefault(i, f"named vector '{name}' has {a.shape[1]} dimensions, the collection has {want}")
+            else:
+                finite = np.isfinite(a)
+                partial = ~finite.all(axis=1) & ~np.isnan(a).all(axis=1)  # all-NaN: the point has no such vector
+                for i in np.flatnonzero(partial & keep).tolist():
+                    j = int(np.flatnonzero(~finite[i])[0])
+                    bad.setdefault(i, f"named vector '{name}' has a non-finite value ({a[i, j]}) at position {j}")
+            named[name] = a
+    for i in sorted(bad):
+        if keep[i]:
+            keep[i] = False
+            rejected.append(Rejected(batch.location(i), f"{bad[i]}; fix or drop this record",
+                                     id=_plain(batch.ids[i]), raw=_raw(batch, i)))
+    return sparse, named
+
+
+def _check_sparse_rows(rows: list[Any], keep: np.ndarray) -> tuple[list[Any], dict[int, str]]:
+    """Sparse rows as ``(list[int], list[float])`` (None stays None) and {row: what is wrong} for bad ones.
+
+    Vectorized over the batch (one concatenation of all indices and values); only rows found
+    bad are looked at one by one, for the message.
+    """
+    out = list(rows)
+    present = [i for i, r in enumerate(rows) if r is not None and keep[i]]
+    if not present:
+        return out, {}
+    flagged: set[int] = set()
+    convert_all = False
+    try:
+        idxs = [rows[i][0] for i in present]
+        vals = [rows[i][1] for i in present]
+        li = np.fromiter(map(len, idxs), np.int64, len(present))
+        lv = np.fromiter(map(len, vals), np.int64, len(present))
+        flat_i = np.array(list(chain.from_iterable(idxs)))
+        flat_v = np.array(list(chain.from_iterable(vals)), dtype=np.float64)
+        if any(len(rows[i]) != 2 for i in present) or (flat_i.size and flat_i.dtype.kind not in "iu"):
+            raise TypeError
+        rows_i = np.repeat(np.arange(len(present)), li)
+        rows_v = np.repeat(np.arange(len(present)), lv)
+        hit = [np.flatnonzero(li != lv), rows_i[(flat_i < 0) | (flat_i > MAX_SPARSE_INDEX)]]
+        if flat_i.size > 1:
+            order = np.lexsort((flat_i, rows_i))
+            si, sr = flat_i[order], rows_i[order]
+            hit.append(sr[1:][(si[1:] == si[:-1]) & (sr[1:] == sr[:-1])])
+        with np.errstate(over="ignore", invalid="ignore"):
+            hit.append(rows_v[~np.isfinite(flat_v.astype(np.float32))])
+        flagged = {present[j] for j in np.unique(np.concatenate(hit)).tolist()}
+    except (TypeError, ValueError, IndexError, KeyError):  # not pairs of int/float lists somewhere: each row
+        flagged = set(present)
+        convert_all = True
+    errs: dict[int, str] = {}
+    for i in flagged:
+        why = _sparse_problem(rows[i])
+        if why:
+            errs[i] = why
+    for i in present:
+        if i in errs:
+            continue
+        idx, val = rows[i]
+        if convert_all or type(idx) is not list or type(val) is not list:
+            out[i] = (np.asarray(idx).astype(np.int64).tolist(), np.asarray(val, dtype=np.float64).tolist())
+    return out, errs
+
+
+def _sparse_problem(row: Any) -> str | None:
+    """What is wrong with one sparse row, or None when it is fine."""
+    try:
+        idx, val = row
+        ia, va = np.asarray(idx), np.asarray(val)
+    except (TypeError, ValueError):
+        return "is not an (indices, values) pair"
+    if ia.ndim != 1 or va.ndim != 1:
+        return "is not an (indices, values) pair of flat lists"
+    if len(ia) != len(va):
+        return f"has {len(ia)} indices but {len(va)} values"
+    if not len(ia):
+        return None
+    if ia.dtype.kind not in "iu":
+        if ia.dtype.kind == "f" and np.isfinite(ia).all() and (ia == np.floor(ia)).all():
+            ia = ia.astype(np.int64)
+        else:
+            j = next((k for k, x in enumerate(idx) if not isinstance(x, (int, np.integer)) or isinstance(x, bool)), 0)
+            return f"has an index that is not an integer ({idx[j]!r} at position {j})"
+    if ia.min() < 0:
+        return f"has a negative index ({int(ia.min())})"
+    if ia.max() > MAX_SPARSE_INDEX:
+        return f"has an index above 2**32-1 ({int(ia.max())})"
+    u, c = np.unique(ia, return_counts=True)
+    if (c > 1).any():
+        return f"has duplicate index {int(u[c > 1][0])}"
+    if va.dtype.kind not in "iuf":
+        return "has values that are not numbers"
+    with np.errstate(over="ignore", invalid="ignore"):
+        nonfinite = np.flatnonzero(~np.isfinite(va.astype(np.float32)))
+    if len(nonfinite):
+        j = int(nonfinite[0])
+        return f"has a non-finite value ({va[j]}) for index {int(ia[j])}"
+    return None
 
 
 def _plain(v: Any) -> Any:
@@ -284,8 +457,13 @@ def _plain(v: Any) -> Any:
 
 
 def _raw(batch: Batch, i: int) -> dict[str, Any]:
-    return {"id": _plain(batch.ids[i]), "vector": batch.vectors[i].tolist(),
-            "payload": batch.payloads[i] if batch.payloads is not None else None}
+    raw = {"id": _plain(batch.ids[i]), "vector": batch.vectors[i].tolist(),
+           "payload": batch.payloads[i] if batch.payloads is not None else None}
+    if batch.sparse:
+        raw["sparse"] = {k: rows[i] for k, rows in batch.sparse.items()}
+    if batch.named:
+        raw["named"] = {k: np.asarray(a[i]).tolist() for k, a in batch.named.items()}
+    return raw
 
 
 @dataclass
@@ -322,7 +500,8 @@ class _Either:
 
 
 def _read_ahead(source: Source, opts: PipelineOptions, dim: int, resume: Any, stop: threading.Event,
-                seen: SeenIds | None) -> Iterator[Prepared]:
+                seen: SeenIds | None, sparse_names: Collection[str] | None = None,
+                named_dims: dict[str, int] | None = None) -> Iterator[Prepared]:
     """Run the reader + validator in a thread; yield prepared batches through a bounded queue.
 
     The reader stops at the next batch boundary once ``stop`` (a user interrupt) is set, or
@@ -346,7 +525,7 @@ def _read_ahead(source: Source, opts: PipelineOptions, dim: int, resume: Any, st
             for seq, batch in enumerate(source.batches(opts.batch_size, resume=resume)):
                 if stop.is_set():
                     break
-                p = validate(batch, dim, opts.id_field, seq, seen)
+                p = validate(batch, dim, opts.id_field, seq, seen, sparse_names, named_dims)
                 if isinstance(seen, _RecordingSeen):
                     p.new_keys = seen.take()
                 put(p)
@@ -379,38 +558,82 @@ def write_batch(target: Target, collection: str, p: Prepared, policy: RetryPolic
     naming the batch, so the CLI reports it in one line and the checkpoint stays usable.
     """
 
-    def upsert(ids: list[Any], vecs: np.ndarray, pls: list[dict[str, Any]] | None) -> None:
+    def upsert(ids: list[Any], vecs: np.ndarray, pls: list[dict[str, Any]] | None,
+               sparse: dict[str, list[Any]] | None, named: dict[str, np.ndarray] | None) -> None:
         try:
-            target.upsert(collection, ids, vecs, pls)
+            if sparse or named:
+                target.upsert(collection, ids, vecs, pls, sparse=sparse, named=named)
+            else:  # the plain call: targets that predate sparse/named vectors keep working
+                target.upsert(collection, ids, vecs, pls)
         except CortexError:
             raise
         except Exception as e:
             raise TargetError(f"writing {len(ids)} points into '{collection}' at {target.location} failed: "
                               f"{type(e).__name__}: {e}") from e
 
-    def send(ids: list[Any], vecs: np.ndarray, pls: list[dict[str, Any]] | None) -> None:
+    def send(ids: list[Any], vecs: np.ndarray, pls: list[dict[str, Any]] | None,
+             sparse: dict[str, list[Any]] | None, named: dict[str, np.ndarray] | None) -> None:
         try:
-            with_retries(lambda: upsert(ids, vecs, pls), policy, what=f"upsert of {len(ids)} points")
+            with_retries(lambda: upsert(ids, vecs, pls, sparse, named), policy, what=f"upsert of {len(ids)} points")
         except BatchTooLargeError:
             if len(ids) <= 1:
                 raise
             h = len(ids) // 2
-            send(ids[:h], vecs[:h], pls[:h] if pls is not None else None)
-            send(ids[h:], vecs[h:], pls[h:] if pls is not None else None)
+            for part in (slice(None, h), slice(h, None)):
+                send(ids[part], vecs[part], pls[part] if pls is not None else None,
+                     {k: rows[part] for k, rows in sparse.items()} if sparse else None,
+                     {k: a[part] for k, a in named.items()} if named else None)
 
-    send(p.ids, p.vectors, p.payloads)
+    send(p.ids, p.vectors, p.payloads, p.sparse, p.named)
+
+
+def vector_config(info: SourceInfo) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The (sparse, named) vectors a source declares in ``info.details`` (see ``SourceInfo``), normalized."""
+    d = info.details or {}
+    sparse = {str(k): {"modifier": "idf" if str((v or {}).get("modifier") or "").lower() == "idf" else None}
+              for k, v in (d.get("sparse_vectors") or {}).items()}
+    named = {str(k): {"size": int(v["size"]), "distance": parse_distance(v.get("distance") or "cosine",
+                                                                          f"named vector '{k}'")}
+             for k, v in (d.get("named_vectors") or {}).items()}
+    return sparse, named
 
 
 def prepare_collection(target: Target, collection: str, dim: int, distance: str, defer_indexing: bool,
-                       dry_run: bool, before_create: Callable[[], None] | None = None) -> bool:
-    """Create the collection, or check an existing one matches. Returns True when created."""
+                       dry_run: bool, before_create: Callable[[], None] | None = None, *,
+                       sparse: dict[str, dict[str, Any]] | None = None,
+                       named: dict[str, dict[str, Any]] | None = None) -> bool:
+    """Create the collection, or check an existing one matches. Returns True when created.
+
+    ``sparse`` / ``named``: the extra vectors the source brings (:func:`vector_config`); an
+    existing collection must hold each of them with the same size, distance and modifier.
+    """
     info = target.collection_info(collection)
     if info is None:
         if not dry_run:
             if before_create is not None:
                 before_create()
-            target.create_collection(collection, dim, distance, defer_indexing=defer_indexing)
+            if sparse or named:
+                target.create_collection(collection, dim, distance, defer_indexing=defer_indexing,
+                                         sparse=sparse or None, named=named or None)
+            else:
+                target.create_collection(collection, dim, distance, defer_indexing=defer_indexing)
         return True
+    where = f"collection '{collection}' at {target.location}"
+    fix = "migrate into a new --target name, or delete the collection first"
+    for name, want in sorted((named or {}).items()):
+        have = info.named_vectors.get(name)
+        if have is None:
+            raise ConflictError(f"{where} has no named vector '{name}', which the source brings; {fix}")
+        if have.get("size") != want["size"] or (have.get("distance") or want["distance"]) != want["distance"]:
+            raise ConflictError(f"{where} holds named vector '{name}' as {have.get('size')}-dim "
+                                f"{have.get('distance')}, the source as {want['size']}-dim {want['distance']}; {fix}")
+    for name, want in sorted((sparse or {}).items()):
+        have = info.sparse_vectors.get(name)
+        if have is None:
+            raise ConflictError(f"{where} has no sparse vector '{name}', which the source brings; {fix}")
+        if have.get("modifier") != want.get("modifier"):
+            raise ConflictError(f"{where} holds sparse vector '{name}' with modifier {have.get('modifier')}, the "
+                                f"source with {want.get('modifier')}; {fix}")
     if info.dim is not None and info.dim != dim:
         raise ConflictError(
             f"collection '{collection}' at {target.location} holds {info.dim}-dim vectors but the source has "
@@ -427,6 +650,40 @@ def prepare_collection(target: Target, collection: str, dim: int, distance: str,
 def resolve_distance(info: SourceInfo, distance: str | None) -> str:
     """The distance to create the collection with: asked, else the source's, else cosine."""
     return parse_distance(distance) if distance else (info.distance or "cosine")
+
+
+def create_payload_indexes(target: Target, collection: str, info: SourceInfo, policy: RetryPolicy,
+                           warnings: list[str]) -> dict[str, str]:
+    """Create on the target the payload indexes the source declares (``details["payload_indexes"]``).
+
+    Fields already indexed with the same kind are left alone (a resumed run); kinds Qdrant
+    has no index for are reported in ``warnings``.  Returns {field: kind} of the indexes in place.
+    """
+    wanted = (info.details or {}).get("payload_indexes") or {}
+    if not wanted:
+        return {}
+    current = target.collection_info(collection)
+    have = current.payload_indexes if current is not None else {}
+    done: dict[str, str] = {}
+    for fld, kind in wanted.items():
+        kind = str(kind).lower()
+        if kind not in PAYLOAD_INDEX_KINDS:
+            warnings.append(f"payload index on '{fld}' ({kind}) not created: Cortex creates "
+                            f"{', '.join(PAYLOAD_INDEX_KINDS)} indexes")
+            continue
+        if have.get(fld) != kind:
+            def make(f: str = fld, k: str = kind) -> None:
+                try:
+                    target.create_payload_index(collection, f, k)
+                except CortexError:
+                    raise
+                except Exception as e:
+                    raise TargetError(f"creating the {k} payload index on '{f}' of '{collection}' at "
+                                      f"{target.location} failed: {type(e).__name__}: {e}") from e
+
+            with_retries(make, policy, what=f"payload index on '{fld}'")
+        done[fld] = kind
+    return done
 
 
 def _finish_load(target: Target, collection: str) -> None:
@@ -493,6 +750,8 @@ def run(
                                dry_run=opts.dry_run, warnings=list(info.warnings))
     if distance and info.distance and distance.lower() != info.distance:
         summary.warnings.append(f"the source uses {info.distance} distance; migrating as {dist} as asked")
+    sparse_cfg, named_cfg = vector_config(info)
+    summary.sparse_vectors, summary.named_vectors = sorted(sparse_cfg), sorted(named_cfg)
     if target is not None:
 
         def before_create() -> None:
@@ -500,7 +759,7 @@ def run(
             pause_for_test("create", stop)
 
         summary.created = prepare_collection(target, collection, info.dim, dist, opts.defer_indexing,
-                                             opts.dry_run, before_create)
+                                             opts.dry_run, before_create, sparse=sparse_cfg, named=named_cfg)
         if summary.created:
             pause_for_test("created", stop)
     if not opts.dry_run:
@@ -565,7 +824,8 @@ def run(
         try:
             with ThreadPoolExecutor(max_workers=max(1, opts.workers), thread_name_prefix="cortex-writer") as pool:
                 try:
-                    for p in _read_ahead(source, opts, info.dim, resume, stop, seen):
+                    for p in _read_ahead(source, opts, info.dim, resume, stop, seen, set(sparse_cfg),
+                                         {k: v["size"] for k, v in named_cfg.items()}):
                         if stop.is_set():
                             break  # interrupted: send nothing more
                         if p.rejected and opts.strict:
@@ -602,9 +862,12 @@ def run(
             # Interrupted while a batch waited to be retried: it is abandoned, the checkpoint stays before it.
         if stop.is_set():
             status = "interrupted"
-        elif target is not None and not opts.dry_run and opts.build_index:
-            phase("indexing")
-            _finish_load(target, collection)
+        elif target is not None and not opts.dry_run:
+            # before the HNSW build: Qdrant links the graph along indexed payload fields as it builds
+            summary.payload_indexes = create_payload_indexes(target, collection, info, policy, summary.warnings)
+            if opts.build_index:
+                phase("indexing")
+                _finish_load(target, collection)
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         raise

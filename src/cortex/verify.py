@@ -7,6 +7,9 @@ ids present in Qdrant but not in the source are listed; otherwise a uniform rand
 (reservoir) of ``sample`` points is compared and the counts must match.
 Vectors are compared after the same normalization Qdrant applies (cosine: unit length, on
 both sides, so a target that keeps vectors as given, like qdrant-client's local mode, compares too).
+Named dense vectors are compared the same way; sparse vectors by their set of indices (Qdrant
+keeps them sorted) and values within the tolerance, an empty one equal to none.  A point
+whose vectors differ counts once as a vector mismatch; the detail names each vector that differs.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from cortex.payload_compare import payload_equal
 from cortex.pipeline import Prepared, validate
 from cortex.seen_ids import SeenIds, id_keys
 from cortex.sources.base import Source
-from cortex.targets.base import Target, normalize_rows
+from cortex.targets.base import StoredPoint, Target, normalize_rows, stack_vectors
 
 
 @dataclass
@@ -132,15 +135,19 @@ def verify_against_source(target: Target, collection: str, source: Source, *, fu
         progress.start(sinfo.count)
     dim = info.dim or sinfo.dim or 0
     log = _Problems(rep, max_problems)
+    named_cosine = frozenset(n for n, v in info.named_vectors.items() if v.get("distance") == "cosine")
     with _fewer_gc_passes():
         reservoir = _stream(target, collection, source, rep, log, seen, full, sample, rng, batch_size, dim, id_field,
-                cosine, tolerance, progress)
+                cosine, tolerance, progress, named_cosine)
     distinct = seen.count
     if not full and reservoir:
         ids = [r[0] for r in reservoir]
         vecs = np.stack([r[1] for r in reservoir])
         pls = [r[2] for r in reservoir] if any(r[2] is not None for r in reservoir) else None
-        _compare(target, collection, log, 0, ids, vecs, pls, cosine, tolerance, dim, normalized=cosine)
+        sparse = {k: [r[3][k] for r in reservoir] for k in reservoir[0][3]} if reservoir[0][3] else None
+        named = {k: np.stack([r[4][k] for r in reservoir]) for k in reservoir[0][4]} if reservoir[0][4] else None
+        _compare(target, collection, log, 0, ids, vecs, pls, cosine, tolerance, dim, normalized=cosine,
+                 sparse=sparse, named=named, named_cosine=named_cosine)
     rep.expected_count = distinct
     if full and rep.missing == 0 and target.count(collection, exact=True) == distinct:
         rep.actual_count = distinct  # every source id is there and the counts match: no extra ids possible
@@ -164,9 +171,12 @@ def verify_against_source(target: Target, collection: str, source: Source, *, fu
 
 def _stream(target: Target, collection: str, source: Source, rep: VerifyReport, log: _Problems, seen: SeenIds,
             full: bool, sample: int, rng: random.Random, batch_size: int, dim: int, id_field: str, cosine: bool,
-            tolerance: float, progress: Any) -> list[tuple[Any, np.ndarray, dict[str, Any] | None]]:
-    """One pass over the source: compare every batch (full) or fill and return the reservoir (sample)."""
-    reservoir: list[tuple[Any, np.ndarray, dict[str, Any] | None]] = []
+            tolerance: float, progress: Any, named_cosine: frozenset[str] = frozenset()) -> list[tuple[Any, ...]]:
+    """One pass over the source: compare every batch (full) or fill and return the reservoir (sample).
+
+    A reservoir item: (id, vector, payload, {sparse name: row}, {named vector name: row}).
+    """
+    reservoir: list[tuple[Any, ...]] = []
     streamed = 0
     # cosine: the reader thread normalizes the expected vectors (numpy runs there without the GIL)
     for p in _read_ahead(source, max(1, batch_size), dim, id_field, seen, normalize=cosine):
@@ -178,14 +188,16 @@ def _stream(target: Target, collection: str, source: Source, rep: VerifyReport, 
             if p.dup_ids:  # a later record replaces an earlier one (last one wins, as in the migration)
                 log.supersede(id_keys([map_id(d)[0] for d in p.dup_ids]), p.seq)
             _compare(target, collection, log, p.seq, p.ids, p.vectors, p.payloads, cosine, tolerance, dim,
-                     normalized=cosine)
+                     normalized=cosine, sparse=p.sparse, named=p.named, named_cosine=named_cosine)
             continue
         if p.after_duplicate:  # a later record replaces an earlier one: sample the later one
             dup = {map_id(d)[0] for d in p.dup_ids}
             reservoir = [r for r in reservoir if r[0] not in dup]
         for i, qid in enumerate(p.ids):  # reservoir sampling (Algorithm R) over the stream
             streamed += 1
-            item = (qid, p.vectors[i], p.payloads[i] if p.payloads is not None else None)
+            item = (qid, p.vectors[i], p.payloads[i] if p.payloads is not None else None,
+                    {k: rows[i] for k, rows in (p.sparse or {}).items()},
+                    {k: a[i] for k, a in (p.named or {}).items()})
             if len(reservoir) < sample:
                 reservoir.append(item)
             elif (j := rng.randrange(streamed)) < sample:
@@ -303,25 +315,34 @@ def _read_ahead(source: Source, batch_size: int, dim: int, id_field: str, seen: 
         t.join(timeout=5)
 
 
-def fetch_points(target: Target, collection: str, ids: list[Any], dim: int
-                 ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any] | None]]:
-    """Look ``ids`` up: (position in ``ids`` of each point found, their vectors (n, dim) float32, payloads)."""
+def fetch_points(target: Target, collection: str, ids: list[Any], dim: int, extras: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any] | None], list[StoredPoint] | None]:
+    """Look ``ids`` up: (position in ``ids`` of each point found, their vectors (n, dim) float32, payloads,
+    and with ``extras`` the stored points themselves, for their sparse and named vectors)."""
     pos = {qid: i for i, qid in enumerate(ids)}
-    rec_ids, got, payloads = target.fetch_arrays(collection, ids, dim)
+    stored: list[StoredPoint] | None = None
+    if extras:
+        stored = list(target.retrieve(collection, list(ids), with_vectors=True).values())
+        rec_ids, got, payloads = [sp.id for sp in stored], stack_vectors([sp.vector for sp in stored], dim), \
+            [sp.payload for sp in stored]
+    else:
+        rec_ids, got, payloads = target.fetch_arrays(collection, ids, dim)
     found = np.fromiter((pos.get(i, -1) for i in rec_ids), dtype=np.int64, count=len(rec_ids))
     if (found < 0).any():  # ids the target normalized differently (should not happen): treat as absent
         keep = np.flatnonzero(found >= 0)
         found, got, payloads = found[keep], got[keep], [payloads[i] for i in keep]
-    return found, got, payloads
+        stored = [stored[i] for i in keep] if stored is not None else None
+    return found, got, payloads, stored
 
 
 def _compare(target: Target, collection: str, log: _Problems, seq: int, ids: list[Any], vecs: np.ndarray,
              payloads: list[dict[str, Any]] | None, cosine: bool, tol: float, dim: int,
-             normalized: bool = False) -> None:
+             normalized: bool = False, sparse: dict[str, list[Any]] | None = None,
+             named: dict[str, np.ndarray] | None = None, named_cosine: frozenset[str] = frozenset()) -> None:
     if not len(ids):
         return
     log.rep.checked += len(ids)
-    found, got, got_payloads = fetch_points(target, collection, ids, dim)
+    found, got, got_payloads, stored = fetch_points(target, collection, ids, dim, extras=bool(sparse or named))
     if len(found) < len(ids):
         absent = np.ones(len(ids), dtype=bool)
         absent[found] = False
@@ -341,17 +362,71 @@ def _compare(target: Target, collection: str, log: _Problems, seq: int, ids: lis
     with np.errstate(invalid="ignore"):
         diff = np.abs(got - expect).max(axis=1, initial=0.0)
     bad_vec = np.flatnonzero(~(diff <= tol))  # NaN (unreadable stored vector) counts as a mismatch
+    differ: dict[int, list[str]] = {}  # j -> what differs, one entry per vector
     for j in bad_vec.tolist():
+        differ[j] = ["stored vector missing or of another dimension" if np.isnan(diff[j]) else
+                     f"max abs difference {float(diff[j]):.3g} > {tol}"]
+    if stored is not None:
+        for name, arr in (named or {}).items():
+            for j, d in _named_diffs(name, np.asarray(arr, dtype=np.float32)[found], stored, tol,
+                                     name in named_cosine, target.normalizes_cosine):
+                differ.setdefault(j, []).append(d)
+        for name, rows in (sparse or {}).items():
+            for j, i in enumerate(found.tolist()):
+                have = stored[j].sparse.get(name) if stored[j].sparse else None
+                d = _sparse_diff(name, rows[i], have, tol)
+                if d:
+                    differ.setdefault(j, []).append(d)
+    for j in sorted(differ):
         i = int(found[j])
-        d = "stored vector missing or of another dimension" if np.isnan(diff[j]) else \
-            f"max abs difference {float(diff[j]):.3g} > {tol}"
-        log.add(Problem("vector", ids[i], d), "vector", seq, int(id_keys([ids[i]])[0]))
+        log.add(Problem("vector", ids[i], "; ".join(differ[j])), "vector", seq, int(id_keys([ids[i]])[0]))
     for j, i in enumerate(found.tolist()):
         want = (payloads[i] if payloads is not None else None) or {}
         have = got_payloads[j] or {}
         if have != want and not payload_equal(have, want):  # exact equality first: cheap, and the rule
             log.add(Problem("payload", ids[i], _payload_diff(want, have)), "payload", seq,
                     int(id_keys([ids[i]])[0]))
+
+
+def _named_diffs(name: str, expect: np.ndarray, stored: list[StoredPoint], tol: float, cosine: bool,
+                 target_normalizes: bool) -> Iterator[tuple[int, str]]:
+    """(row, detail) for each stored point whose named vector ``name`` differs from ``expect`` (all-NaN: none)."""
+    dim = expect.shape[1] if expect.ndim == 2 else 0
+    got = stack_vectors([(sp.named or {}).get(name) for sp in stored], dim)
+    want_none, got_none = np.isnan(expect).all(axis=1), np.isnan(got).all(axis=1)
+    if cosine:
+        expect = normalize_rows(np.nan_to_num(expect))
+        if not target_normalizes:
+            got = normalize_rows(np.nan_to_num(got))
+    with np.errstate(invalid="ignore"):
+        diff = np.abs(got - expect).max(axis=1, initial=0.0)
+    for j in np.flatnonzero(want_none != got_none).tolist():
+        yield j, (f"named vector '{name}' missing in Qdrant or of another dimension" if got_none[j] else
+                  f"named vector '{name}' in Qdrant but not in the source")
+    for j in np.flatnonzero(~want_none & ~got_none & ~(diff <= tol)).tolist():
+        yield j, f"named vector '{name}': max abs difference {float(diff[j]):.3g} > {tol}"
+
+
+def _sparse_diff(name: str, want: Any, have: Any, tol: float) -> str | None:
+    """What differs between a source sparse row and the stored one (None or empty: no vector), or None."""
+    if want == have:
+        return None
+    wi = np.asarray(want[0] if want is not None else [], dtype=np.int64)
+    hi = np.asarray(have[0] if have is not None else [], dtype=np.int64)
+    wv = np.asarray(want[1] if want is not None else [], dtype=np.float32)
+    hv = np.asarray(have[1] if have is not None else [], dtype=np.float32)
+    ow, oh = np.argsort(wi, kind="stable"), np.argsort(hi, kind="stable")
+    wi, wv, hi, hv = wi[ow], wv[ow], hi[oh], hv[oh]
+    if len(wi) != len(hi) or (wi != hi).any():
+        missing, extra = np.setdiff1d(wi, hi), np.setdiff1d(hi, wi)
+        eg = f"index {int(missing[0])} missing in Qdrant" if len(missing) else \
+            f"index {int(extra[0])} only in Qdrant" if len(extra) else "repeated indices"
+        return f"sparse vector '{name}': {len(wi)} entries in the source, {len(hi)} in Qdrant ({eg})"
+    d = float(np.abs(wv - hv).max(initial=0.0))
+    if not d <= tol:
+        j = int(np.argmax(np.abs(wv - hv)))
+        return f"sparse vector '{name}': value at index {int(wi[j])} differs by {d:.3g} > {tol}"
+    return None
 
 
 def _payload_diff(want: dict[str, Any], got: dict[str, Any]) -> str:

@@ -233,11 +233,13 @@ class MilvusLiteSource(Source):
                               f"{kinds}); sparse-only collections are not supported")
         others = [f for f in dense + sparse if f["name"] != vec["name"]]
         for f in others:
-            if f.get("type") == DataType.SPARSE_FLOAT_VECTOR:
-                warnings.append(f"sparse vector field '{f['name']}' is passed as Batch.sparse; Qdrant receives it "
-                                "only where the target writes sparse vectors")
-            else:
+            if f.get("type") != DataType.SPARSE_FLOAT_VECTOR:
                 warnings.append(f"vector field '{f['name']}' is not migrated")
+        for fn_name, field in self._bm25_outputs().items():
+            warnings.append(f"sparse field '{field}' is the output of Milvus BM25 function '{fn_name}': it arrives as "
+                            "a Qdrant sparse vector with the IDF modifier; its values are term frequencies of "
+                            "Milvus' hashed analyzer tokens, so queries need the same tokens, and Qdrant scores "
+                            "TF x IDF without BM25's length normalization")
         if vec.get("type") == DataType.BINARY_VECTOR:
             warnings.append(f"'{vec['name']}' is a BINARY_VECTOR: each bit becomes a 0/1 float dimension "
                             "(Qdrant has no binary vector type); manhattan distance on them equals Hamming")
@@ -245,6 +247,18 @@ class MilvusLiteSource(Source):
             warnings.append(f"'{vec['name']}' holds {vec['type'].name.split('_')[0].lower()} values; they are "
                             "converted exactly to float32")
         return pk, vec, others, warnings
+
+    def _bm25_outputs(self) -> dict[str, str]:
+        """{BM25 function name: its sparse output field} from the schema."""
+        from pymilvus import FunctionType
+
+        out = {}
+        for fn in self._schema.get("functions") or []:
+            kind = fn.get("type")
+            if kind == FunctionType.BM25 or str(getattr(kind, "name", kind)).upper() == "BM25":
+                for field in fn.get("output_field_names") or []:
+                    out[str(fn.get("name"))] = field
+        return out
 
     def _metric(self, vec_field: str) -> str | None:
         client, name = self._open(), self._collection()
@@ -269,7 +283,7 @@ class MilvusLiteSource(Source):
 
     def info(self) -> SourceInfo:
         name = self._collection()
-        pk, vec, _, warnings = self._fields()
+        pk, vec, others, warnings = self._fields()
         count = self._count()
         if count == 0:
             raise SourceError(f"{self.path}: Milvus collection '{name}' is empty; nothing to migrate")
@@ -286,11 +300,14 @@ class MilvusLiteSource(Source):
         dim = int(vec.get("params", {}).get("dim", 0))
         from pymilvus import DataType
 
+        bm25 = set(self._bm25_outputs().values())
         return SourceInfo(kind=self.kind, name=f"{self.path}#{name}", dim=dim or None, distance=distance,
                           count=count, warnings=warnings, lossy=False,
                           details={"collection": name, "primary_key": pk["name"], "vector_field": vec["name"],
                                    "vector_type": DataType(vec["type"]).name, "metric": metric,
-                                   "milvus_lite": _lib_version()})
+                                   "milvus_lite": _lib_version(), "sparse_vectors": {
+                                       f["name"]: {"modifier": "idf" if f["name"] in bm25 else None}
+                                       for f in others if f.get("type") == DataType.SPARSE_FLOAT_VECTOR}})
 
     def _primary_keys(self, pk_name: str, is_int: bool) -> list[Any] | np.ndarray:
         """Every primary key, sorted (ints as an int64 array).
@@ -455,8 +472,10 @@ def _vectors(values: list[Any], dtype: Any, dim: int) -> np.ndarray:
     return np.asarray(values, dtype=np.float32)
 
 
-def _sparse(v: Any) -> tuple[list[int], list[float]]:
-    """A Milvus sparse row ({index: value}) as (indices, values) sorted by index."""
+def _sparse(v: Any) -> tuple[list[int], list[float]] | None:
+    """A Milvus sparse row ({index: value}) as (indices, values) sorted by index; None when the row has none."""
+    if v is None:
+        return None
     if not v:
         return [], []
     items = sorted((int(k), float(x)) for k, x in dict(v).items())

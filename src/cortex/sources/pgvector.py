@@ -296,6 +296,7 @@ class PgvectorSource(Source):
         details = {"relation": meta["name"], "vector_column": meta["vector_column"],
                    "vector_type": meta["vector_type"], "id_columns": meta["id_columns"],
                    "sparse_columns": [s[0] for s in meta["sparse"]], "indexes": meta["indexes"],
+                   "sparse_vectors": {s[0]: {"modifier": None} for s in meta["sparse"]},
                    "payload_columns": [c["name"] for c in meta["payload"]]}
         return SourceInfo(kind=self.kind, name=meta["name"], dim=meta["dim"], distance=meta["distance"],
                           count=count, warnings=list(meta["warnings"]), details=details)
@@ -525,10 +526,12 @@ def decode_dense(raws: tuple[bytes | None, ...], typ: str, dim: int) -> tuple[np
     return arr["v"].astype(np.float32), bad
 
 
-def decode_sparse(raw: bytes | None) -> tuple[list[int], list[float]]:
-    """Binary ``sparsevec``: int32 dim, int32 nnz, int32 unused, nnz int32 indices (0-based), nnz float32."""
+def decode_sparse(raw: bytes | None) -> tuple[list[int], list[float]] | None:
+    """Binary ``sparsevec``: int32 dim, int32 nnz, int32 unused, nnz int32 indices (0-based), nnz float32.
+
+    NULL is None (the point gets no such sparse vector)."""
     if raw is None:
-        return [], []
+        return None
     _, nnz, _ = struct.unpack_from(">iii", raw)
     idx = np.frombuffer(raw, ">i4", nnz, 12)
     val = np.frombuffer(raw, ">f4", nnz, 12 + 4 * nnz)

@@ -5,6 +5,13 @@ This makes embedded -> server a one-liner (the path from a laptop trial to produ
 Server sources are ``http(s)://host:port`` (or ``local:PATH``) plus ``--source-collection``.
 An embedded shard is copied to a temporary directory first, because opening a shard
 replays and rewrites its WAL: the user's source is never written.
+
+Everything a point holds comes along: the default vector, named dense vectors
+(``Batch.named``), sparse vectors (``Batch.sparse``) and the payload; the collection's
+payload indexes are declared in ``SourceInfo.details`` and re-created on the target.  A
+collection with only named dense vectors has no default vector: ``--vector-column NAME``
+picks the one that becomes the target's default vector (else the first by name, with a warning).
+Multi-vectors (ColBERT-style) are not migrated (a warning names them).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from cortex.errors import SourceError
-from cortex.sources.base import Batch, Source, SourceInfo, file_fingerprint
+from cortex.sources.base import Batch, Rejected, Source, SourceInfo, file_fingerprint
 from cortex.targets.base import Target
 
 
@@ -39,6 +46,9 @@ class QdrantSource(Source):
         self._target: Target | None = None
         self._tmp: str | None = None
         self._warnings: list[str] = []
+        self._main = ""  # which stored vector becomes the default one
+        self._named: dict[str, dict[str, Any]] = {}  # named dense vectors carried over: {name: {size, distance}}
+        self._sparse: dict[str, dict[str, Any]] = {}
 
     def _open(self) -> tuple[Target, str]:
         if self._target is not None:
@@ -76,17 +86,40 @@ class QdrantSource(Source):
         ci = t.collection_info(name)
         assert ci is not None
         warnings = list(self._warnings)
-        if ci.dim is None and ci.named_vectors:
-            raise SourceError(f"{self.path}: collection '{name}' has only named vectors "
-                              f"({', '.join(ci.named_vectors)}); Cortex migrates the default vector for now")
-        if ci.payload_indexes:
-            warnings.append("payload indexes of the source: " + ", ".join(f"{k} ({v})" for k, v in
-                                                                        ci.payload_indexes.items()))
-        return SourceInfo(kind=self.kind, name=f"{self.path}:{name}", dim=ci.dim, distance=ci.distance,
-                          count=ci.points, warnings=warnings, details={"payload_indexes": ci.payload_indexes})
+        dense = {n: v for n, v in ci.named_vectors.items() if not v.get("multivector")}
+        multi = [n for n, v in ci.named_vectors.items() if v.get("multivector")]
+        if multi:
+            warnings.append(f"multi-vectors are not migrated: {', '.join(multi)}")
+        want = self.options.vector_column
+        dim, distance, main = ci.dim, ci.distance, ""
+        if ci.dim is None:
+            if not dense:
+                kinds = ", ".join([*ci.sparse_vectors, *multi]) or "none"
+                raise SourceError(f"{self.path}: collection '{name}' has no dense vector to migrate as the main "
+                                  f"one (its vectors: {kinds}); Cortex needs a dense vector per point")
+            if want and want not in dense:
+                raise SourceError(f"{self.path}: collection '{name}' has no dense vector '{want}'; its dense "
+                                  f"vectors: {', '.join(dense)} (fix --vector-column)")
+            main = want or sorted(dense)[0]
+            if not want:
+                warnings.append(f"collection '{name}' has no default vector; its named vector '{main}' becomes the "
+                                f"target's default vector (choose another with --vector-column: "
+                                f"{', '.join(dense)})")
+            dim, distance = dense[main]["size"], dense[main]["distance"]
+        elif want and want != "":
+            raise SourceError(f"{self.path}: collection '{name}' has a default vector, which stays the main one; "
+                              "--vector-column picks the main vector only of collections without one")
+        self._main = main
+        self._named = {n: {"size": v["size"], "distance": v["distance"]} for n, v in dense.items() if n != main}
+        self._sparse = {n: {"modifier": v.get("modifier")} for n, v in ci.sparse_vectors.items()}
+        details = {"collection": name, "main_vector": main, "payload_indexes": dict(ci.payload_indexes),
+                   "named_vectors": self._named, "sparse_vectors": self._sparse}
+        return SourceInfo(kind=self.kind, name=f"{self.path}:{name}", dim=dim, distance=distance,
+                          count=ci.points, warnings=warnings, details=details)
 
     def batches(self, batch_size: int, resume: Any = None) -> Iterator[Batch]:
         t, name = self._open()
+        self.info()  # which vector is the main one, which are extra
         skip = done = resume["done"] if resume else 0
         for page in t.scroll(name, batch_size=batch_size, with_vectors=True, with_payload=True):
             if skip:  # scroll order is stable (by id): skip what a checkpoint covers
@@ -96,9 +129,33 @@ class QdrantSource(Source):
                 if not page:
                     continue
             done += len(page)
-            vecs = np.stack([p.vector for p in page]).astype(np.float32, copy=False)
-            yield Batch(ids=[p.id for p in page], vectors=vecs, payloads=[p.payload or {} for p in page],
-                        cursor={"done": done})
+            yield self._batch(name, page, {"done": done})
+
+    def _batch(self, name: str, page: list[Any], cursor: Any) -> Batch:
+        main = self._main
+        mains = [p.vector if main == "" else (p.named or {}).get(main) for p in page]
+        rejected = [Rejected(f"{self.path}:{name} id={p.id}", f"the point has no {repr(main) if main else 'default'} "
+                             "vector, which becomes the target's main vector", id=p.id)
+                    for p, v in zip(page, mains, strict=True) if v is None]
+        if rejected:
+            page = [p for p, v in zip(page, mains, strict=True) if v is not None]
+            mains = [v for v in mains if v is not None]
+        if not self._named and not self._sparse and mains:  # one vector per point: the plain path
+            return Batch(ids=[p.id for p in page], vectors=np.stack(mains).astype(np.float32, copy=False),
+                         payloads=[p.payload or {} for p in page], rejected=rejected, cursor=cursor)
+        n = len(page)
+        vecs = np.stack(mains).astype(np.float32, copy=False) if n else np.zeros((0, 0), np.float32)
+        named = {}
+        for nm, cfg in self._named.items():
+            a = np.full((n, int(cfg["size"])), np.nan, dtype=np.float32)
+            for k, p in enumerate(page):
+                v = (p.named or {}).get(nm)
+                if v is not None and len(v) == a.shape[1]:
+                    a[k] = v
+            named[nm] = a
+        sparse = {nm: [(p.sparse or {}).get(nm) for p in page] for nm in self._sparse}
+        return Batch(ids=[p.id for p in page], vectors=vecs, payloads=[p.payload or {} for p in page],
+                     rejected=rejected, cursor=cursor, sparse=sparse or None, named=named or None)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[list[list[Any]], np.ndarray]:
         t, name = self._open()

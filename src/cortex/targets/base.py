@@ -4,8 +4,9 @@ The pipeline, verify and the ops commands talk only to this interface.  Ids pass
 are already Qdrant ids (unsigned ints or UUID strings, see ``cortex.ids``); vectors are
 2-D float32 arrays.  The main vector is Qdrant's default (unnamed, ``""``) one; a collection
 may also hold extra named dense vectors and sparse vectors (``create_collection(sparse=,
-named=)``, ``upsert(sparse=, named=)``, in the shapes of ``Batch.sparse`` / ``Batch.named``).  Every write returns only once the target holds it durably (server:
-``wait=True``; embedded: WAL-logged), which is what checkpoints rely on.
+named=)``, ``upsert(sparse=, named=)``, in the shapes of ``Batch.sparse`` / ``Batch.named``).
+Every write returns only once the target holds it durably (server: ``wait=True``; embedded:
+WAL-logged), which is what checkpoints rely on.
 """
 
 from __future__ import annotations
