@@ -108,8 +108,8 @@ def raw_sparse(root: Path, data: dict[str, Any], bs: int) -> tuple[float, float]
 
 
 def validate_us(data: dict[str, Any], bs: int) -> float:
-    from cortex.pipeline import validate
     from cortex.sources.base import Batch
+    from cortex.validate import validate
 
     n = len(data["vectors"])
     batches = [Batch(ids=np.arange(lo, min(n, lo + bs)), vectors=data["vectors"][lo:lo + bs],

@@ -25,12 +25,13 @@ from qdrant_client.conversions.conversion import RestToGrpc
 
 from cortex.api import migrate, verify
 from cortex.errors import BatchTooLargeError, SourceError
-from cortex.pipeline import PipelineOptions, run, validate
+from cortex.pipeline import PipelineOptions, run
 from cortex.sources import SourceOptions
 from cortex.sources.base import Batch, Source, SourceInfo
 from cortex.targets.edge import EdgeTarget
 from cortex.targets.grpc_upload import encode_upsert
 from cortex.targets.server import ServerTarget
+from cortex.validate import validate
 
 N, DIM = 240, 8
 NAMED = {"title": {"size": 4, "distance": "dot"}, "img": {"size": 3, "distance": "cosine"}}

@@ -24,12 +24,13 @@ import orjson
 
 from cortex.errors import ConflictError, SourceError, TargetError
 from cortex.ids import DEFAULT_ID_FIELD
-from cortex.pipeline import Checkpoint, Counts, MigrationSummary, PipelineOptions, Progress, run
+from cortex.pipeline import Checkpoint, MigrationSummary, PipelineOptions, Progress, run
 from cortex.retry import RetryPolicy
 from cortex.sources import SourceOptions, open_source
 from cortex.sources.base import Rejected, redact_url
 from cortex.state import DEFAULT_STATE_DIR, MigrationRecord, StateStore, migration_id
 from cortex.targets import CollectionInfo, Target, open_target
+from cortex.validate import Counts
 from cortex.verify import VerifyReport, verify_against_source, verify_basic
 
 Event = Callable[[str], None]
@@ -118,7 +119,7 @@ def migrate(
         if rec is not None:
             rec = _check_target(store, rec, tgt, say)
         if rec is not None and rec.status == "done":
-            from cortex.pipeline import prepare_collection, resolve_distance
+            from cortex.collection_setup import prepare_collection, resolve_distance
 
             prepare_collection(tgt, collection, info.dim or 0, resolve_distance(info, distance), defer_indexing,
                                dry_run=True)  # the collection still fits the source: same dim and distance
@@ -389,7 +390,7 @@ class ExportSummary:
 def export(source: str, output: str, *, source_type: str | None = None, options: SourceOptions | None = None,
            batch_size: int = 1000, progress: Progress | None = None) -> ExportSummary:
     """The seed's Step 2 for any source: JSONL of ``{id, vector, payload}`` with the original ids."""
-    from cortex.pipeline import DeadLetter
+    from cortex.dead_letter import DeadLetter
 
     t0 = time.perf_counter()
     out = Path(output)

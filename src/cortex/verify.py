@@ -29,10 +29,10 @@ import numpy as np
 from cortex.errors import TargetError
 from cortex.ids import DEFAULT_ID_FIELD, map_id
 from cortex.payload_compare import payload_equal
-from cortex.pipeline import Prepared, validate
 from cortex.seen_ids import SeenIds, id_keys
 from cortex.sources.base import Source
 from cortex.targets.base import StoredPoint, Target, normalize_rows, stack_vectors
+from cortex.validate import Prepared, validate
 
 
 @dataclass
