@@ -6,11 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from cortex.errors import (
-    ConflictError,
-    CortexError,
-    TargetError,
-)
+from cortex.errors import ConflictError, CortexError, TargetError
 from cortex.retry import RetryPolicy, with_retries
 from cortex.sources.base import PAYLOAD_INDEX_KINDS, SourceInfo, parse_distance
 from cortex.targets.base import Target
@@ -25,7 +21,6 @@ def vector_config(info: SourceInfo) -> tuple[dict[str, dict[str, Any]], dict[str
                                                                           f"named vector '{k}'")}
              for k, v in (d.get("named_vectors") or {}).items()}
     return sparse, named
-
 
 
 def prepare_collection(target: Target, collection: str, dim: int, distance: str, defer_indexing: bool,
@@ -77,11 +72,9 @@ def prepare_collection(target: Target, collection: str, dim: int, distance: str,
     return False
 
 
-
 def resolve_distance(info: SourceInfo, distance: str | None) -> str:
     """The distance to create the collection with: asked, else the source's, else cosine."""
     return parse_distance(distance) if distance else (info.distance or "cosine")
-
 
 
 def create_payload_indexes(target: Target, collection: str, info: SourceInfo, policy: RetryPolicy,

@@ -10,9 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from cortex.errors import (
-    SourceError,
-)
+from cortex.errors import SourceError
 from cortex.ids import map_ids
 from cortex.seen_ids import SeenIds, id_keys
 from cortex.sources.base import Batch, Rejected
@@ -30,7 +28,6 @@ class Counts:
     def add(self, other: Counts) -> None:
         for k, v in asdict(other).items():
             setattr(self, k, getattr(self, k) + v)
-
 
 
 @dataclass
@@ -53,7 +50,6 @@ class Prepared:
     new_keys: np.ndarray | None = None  # id keys this batch added to the seen set (logged at commit)
     sparse: dict[str, list[tuple[list[int], list[float]] | None]] | None = None
     named: dict[str, np.ndarray] | None = None
-
 
 
 def validate(batch: Batch, dim: int, id_field: str, seq: int, seen: SeenIds | None,
@@ -128,10 +124,8 @@ def validate(batch: Batch, dim: int, id_field: str, seq: int, seen: SeenIds | No
                     sparse=sparse, named=named)
 
 
-
 def _take(ids: Any, idx: np.ndarray) -> Any:
     return ids[idx] if isinstance(ids, np.ndarray) else [ids[i] for i in idx]
-
 
 
 def _take_extras(sparse: dict[str, list[Any]] | None, named: dict[str, np.ndarray] | None, idx: np.ndarray
@@ -144,9 +138,7 @@ def _take_extras(sparse: dict[str, list[Any]] | None, named: dict[str, np.ndarra
     return sparse, named
 
 
-
 MAX_SPARSE_INDEX = 2**32 - 1  # Qdrant's sparse indices are u32
-
 
 
 def _check_extras(batch: Batch, keep: np.ndarray, rejected: list[Rejected], sparse_names: Collection[str] | None,
@@ -204,7 +196,6 @@ def _check_extras(batch: Batch, keep: np.ndarray, rejected: list[Rejected], spar
     return sparse, named
 
 
-
 def _check_sparse_rows(rows: list[Any], keep: np.ndarray) -> tuple[list[Any], dict[int, str]]:
     """Sparse rows as ``(list[int], list[float])`` (None stays None) and {row: what is wrong} for bad ones.
 
@@ -253,7 +244,6 @@ def _check_sparse_rows(rows: list[Any], keep: np.ndarray) -> tuple[list[Any], di
     return out, errs
 
 
-
 def _sparse_problem(row: Any) -> str | None:
     """What is wrong with one sparse row, or None when it is fine."""
     try:
@@ -290,10 +280,8 @@ def _sparse_problem(row: Any) -> str | None:
     return None
 
 
-
 def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
-
 
 
 def _raw(batch: Batch, i: int) -> dict[str, Any]:
