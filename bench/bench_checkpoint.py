@@ -31,19 +31,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from bench_data import write_matrix
 
 FLUSH_SECONDS: list[float] = []  # time the committing thread spent in shard flushes (fsync variant)
 
 
-def write_matrix(path: Path, n: int, dim: int) -> None:
-    rng = np.random.default_rng(0)
-    m = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, dim))
-    for lo in range(0, n, 50_000):
-        hi = min(n, lo + 50_000)
-        m[lo:hi] = rng.standard_normal((hi - lo, dim), dtype=np.float32)
-    m.flush()
-    del m
 
 
 def baseline(npy: Path, root: Path, bs: int) -> tuple[float, float]:

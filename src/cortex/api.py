@@ -119,10 +119,11 @@ def migrate(
         if rec is not None:
             rec = _check_target(store, rec, tgt, say)
         if rec is not None and rec.status == "done":
-            from cortex.collection_setup import prepare_collection, resolve_distance
+            from cortex.collection_setup import prepare_collection, resolve_distance, vector_config
 
+            sparse_cfg, named_cfg = vector_config(info)
             prepare_collection(tgt, collection, info.dim or 0, resolve_distance(info, distance), defer_indexing,
-                               dry_run=True)  # the collection still fits the source: same dim and distance
+                               dry_run=True, sparse=sparse_cfg, named=named_cfg)  # the collection still fits
             say(f"already migrated: {source} -> '{collection}' ({rec.counts.get('written', 0):,} points); "
                 "use --restart to run it again")
             return _summary_from(rec, src.kind, tgt.location)

@@ -234,8 +234,13 @@ def migrate(
         emit_json(d)
     else:
         t = Table(title=f"{summary.source} → {summary.collection} ({summary.target})", show_header=False)
-        for k in ("status", "read", "written", "rejected", "skipped", "duplicates", "seconds", "points_per_second"):
-            t.add_row(k.replace("_", " "), f"{d[k]:,}" if isinstance(d[k], int | float) else str(d[k]))
+        for k in ("status", "read", "written", "rejected", "skipped", "duplicates", "seconds", "index_seconds",
+                  "points_per_second"):
+            label = {"points_per_second": "points per second (load)", "index_seconds": "index build seconds"}
+            t.add_row(label.get(k, k), f"{d[k]:,}" if isinstance(d[k], int | float) else str(d[k]))
+        for k in ("sparse_vectors", "named_vectors", "payload_indexes"):
+            if d.get(k):
+                t.add_row(k.replace("_", " "), ", ".join(map(str, d[k])))
         if summary.resumed_from:
             t.add_row("resumed from", f"{summary.resumed_from:,}")
         if summary.dry_run:
