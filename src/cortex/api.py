@@ -89,6 +89,7 @@ def migrate(
     (status ``interrupted``, checkpoint saved).
     """
     say = on_event or (lambda _m: None)
+    shown = redact_url(source)  # no password in messages
     if batch_size < 1:
         raise SourceError("--batch-size must be at least 1")
     src = open_source(source, source_type, options)
@@ -110,9 +111,9 @@ def migrate(
         if rec is not None and rec.fingerprint != fp:
             done = f"{rec.counts.get('read', 0):,} records done"
             raise ConflictError(
-                f"{source} changed since it was migrated ({_when(rec.updated)}, {done}); re-run with --restart to "
+                f"{shown} changed since it was migrated ({_when(rec.updated)}, {done}); re-run with --restart to "
                 "migrate it again" if rec.status == "done" else
-                f"{source} changed since the checkpoint of {_when(rec.updated)} ({done}); resuming would mix two "
+                f"{shown} changed since the checkpoint of {_when(rec.updated)} ({done}); resuming would mix two "
                 "versions of it: re-run with --restart to migrate it from the beginning"
             )
         info = src.info()
@@ -124,7 +125,7 @@ def migrate(
             sparse_cfg, named_cfg = vector_config(info)
             prepare_collection(tgt, collection, info.dim or 0, resolve_distance(info, distance), defer_indexing,
                                dry_run=True, sparse=sparse_cfg, named=named_cfg)  # the collection still fits
-            say(f"already migrated: {source} -> '{collection}' ({rec.counts.get('written', 0):,} points); "
+            say(f"already migrated: {shown} -> '{collection}' ({rec.counts.get('written', 0):,} points); "
                 "use --restart to run it again")
             return _summary_from(rec, src.kind, tgt.location)
         resume = start = None
@@ -231,7 +232,7 @@ class _Checkpointer:
 
 def _lock(store: StateStore, mid: str, source: str, tgt: Target, collection: str) -> None:
     """One process per migration (state lock) and, embedded, per collection (a lock file next to it)."""
-    store.lock(mid, f"a migration of {source} into '{collection}'")
+    store.lock(mid, f"a migration of {redact_url(source)} into '{collection}'")
     if tgt.kind == "embedded":
         store.lock_file("collection", Path(tgt.location) / ".cortex-locks" / f"{quote(collection, safe='')}.lock",
                         f"collection '{collection}' in {tgt.location} is being written by another migration "
