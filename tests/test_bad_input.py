@@ -140,3 +140,18 @@ def test_verify_detects_missing_collection(cli, qdrant_path):
     res = cli("qdrant", "verify", "-c", "ghost", "--path", qdrant_path)
     assert res.exit_code == 3
     _one_line_error(res, "ghost", "does not exist")
+
+
+def test_unwritable_output_is_one_line(cli, tmp_path):
+    src = write_jsonl(tmp_path / "e.jsonl", vectors(3, 4))
+    res = cli("qdrant", "export", "-s", src, "-o", tmp_path / "no" / "such" / "dir" / "x.jsonl")
+    assert res.exit_code == 2
+    _one_line_error(res, "x.jsonl", "No such file or directory")
+
+
+def test_invalid_collection_name(cli, tmp_path, qdrant_path):
+    src = write_jsonl(tmp_path / "e.jsonl", vectors(3, 4))
+    res = cli("qdrant", "migrate", "-s", src, "-t", "../escape", "--path", qdrant_path)
+    assert res.exit_code == 2
+    _one_line_error(res, "invalid collection name")
+    assert not (tmp_path / "escape").exists()

@@ -102,6 +102,11 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except CortexError as e:
             err.print(f"[red]Error:[/red] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
+        except OSError as e:  # a file Cortex was asked to write or read: permission, missing folder, disk full
+            where = f"{e.filename}: " if e.filename else ""
+            err.print(f"[red]Error:[/red] {where}{e.strerror or e}; check the path and its permissions",
+                      highlight=False, soft_wrap=True)
+            raise typer.Exit(ExitCode.BAD_INPUT) from None
         except KeyboardInterrupt:
             err.print("Interrupted.")
             raise typer.Exit(ExitCode.INTERRUPTED) from None

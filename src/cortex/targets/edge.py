@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from cortex.errors import CollectionBusyError, TargetError
+from cortex.errors import CollectionBusyError, CortexError, TargetError
 from cortex.ids import normalize_point_id
 from cortex.targets.base import CollectionInfo, StoredPoint, Target, split_vectors, stack_vectors
 
@@ -53,7 +53,7 @@ class EdgeTarget(Target):
     # -- shards ---------------------------------------------------------------------------
     def _dir(self, name: str) -> Path:
         if not _NAME.match(name) or name in (".", ".."):
-            raise TargetError(f"invalid collection name {name!r}: use letters, digits, '_', '-', '.'")
+            raise CortexError(f"invalid collection name {name!r}: use letters, digits, '_', '-', '.'")
         return self.root / name
 
     def _config_json(self, name: str) -> dict[str, Any] | None:
