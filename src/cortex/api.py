@@ -165,7 +165,7 @@ def migrate(
             summary = run(src, tgt, collection, opts, distance=distance, dead_letter=dl_path, progress=progress,
                           resume=resume, start_counts=start, stop=stop, info=info,
                           on_commit=saver.commit if rec is not None else None,
-                          on_phase=saver.phase if rec is not None else None,
+                          on_phase=lambda name: _on_phase(name, saver if rec is not None else None, say),
                           dead_letter_offset=rec.dead_letter_offset if rec is not None else 0,
                           seen_log=Path(rec.seen_log) if rec is not None and rec.seen_log else None,
                           seen_offset=rec.seen_offset if rec is not None else 0)
@@ -228,6 +228,13 @@ class _Checkpointer:
                 Path(rec.seen_log).unlink(missing_ok=True)
                 rec.seen_offset = 0
         self.save()
+
+
+def _on_phase(name: str, saver: _Checkpointer | None, say: Event) -> None:
+    if name == "indexing":
+        say("load done; optimizing the collection (the HNSW build takes minutes on large collections) ...")
+    if saver is not None:
+        saver.phase(name)
 
 
 def _lock(store: StateStore, mid: str, source: str, tgt: Target, collection: str) -> None:
