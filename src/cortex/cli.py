@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cortex import __version__
+from cortex.cli_options import source_flags, target_flags
 from cortex.errors import CortexError, ExitCode
 from cortex.sources.base import redact_url
 
@@ -37,59 +38,9 @@ out = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 PARTIAL = 5  # exit code: finished, but records were rejected
 
-# -- shared options -----------------------------------------------------------------------
-PathOpt = Annotated[str | None, typer.Option("--path", envvar="QDRANT_PATH", help="Embedded Qdrant storage "
-                                             "directory (default ./qdrant_storage).", rich_help_panel="Target")]
-UrlOpt = Annotated[str | None, typer.Option("--url", envvar="QDRANT_URL", help="Qdrant server URL, e.g. "
-                                            "http://localhost:6333 (unset: embedded).", rich_help_panel="Target")]
-KeyOpt = Annotated[str | None, typer.Option("--api-key", envvar="QDRANT_API_KEY", help="Qdrant API key.",
-                                            rich_help_panel="Target")]
-GrpcOpt = Annotated[bool, typer.Option("--prefer-grpc/--no-prefer-grpc", help="Use gRPC for the server.",
-                                       rich_help_panel="Target")]
-GrpcPortOpt = Annotated[int, typer.Option("--grpc-port", help="Server gRPC port.", rich_help_panel="Target")]
+# -- shared options (the Source and Target panels are in cli_options.py) ----------------
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
-SourceTypeOpt = Annotated[str | None, typer.Option("--source-type", help="Source kind (default: detected).",
-                                                   rich_help_panel="Source")]
-IdsOpt = Annotated[str | None, typer.Option("--ids", help="npy matrix: ids file (.npy or .txt).",
-                                            rich_help_panel="Source")]
-PayloadsOpt = Annotated[str | None, typer.Option("--payloads", help="npy matrix: payloads JSONL, a line per row.",
-                                                 rich_help_panel="Source")]
-MetadataOpt = Annotated[str | None, typer.Option("--metadata", help="FAISS: metadata JSON keyed by id.",
-                                                 rich_help_panel="Source")]
-DimsOpt = Annotated[int | None, typer.Option("--dimensions", help="Annoy: vector dimension (not in the file).",
-                                             rich_help_panel="Source")]
-SrcCollOpt = Annotated[str | None, typer.Option("--source-collection", help="Chroma/Milvus/Qdrant source "
-                                                "collection; LlamaIndex vector-store namespace; LangChain index "
-                                                "name (default 'index').", rich_help_panel="Source")]
-TableOpt = Annotated[str | None, typer.Option("--table", help="pgvector/LanceDB table.", rich_help_panel="Source")]
-QueryOpt = Annotated[str | None, typer.Option("--query", help="pgvector: a SELECT to read instead of a table.",
-                                              rich_help_panel="Source")]
-VecColOpt = Annotated[str | None, typer.Option("--vector-column", help="Vector column (Parquet, pgvector, ...).",
-                                               rich_help_panel="Source")]
-IdColOpt = Annotated[str | None, typer.Option("--id-column", help="Id column (Parquet, pgvector, ...).",
-                                              rich_help_panel="Source")]
-PickleOpt = Annotated[bool, typer.Option("--trust-pickle", help="LangChain FAISS: allow loading index.pkl "
-                                         "(unpickling runs code: only for folders you trust).",
-                                         rich_help_panel="Source")]
-SourceOptOpt = Annotated[list[str] | None, typer.Option("--source-opt", help="Extra source option KEY=VALUE "
-                                                        "(repeatable).", rich_help_panel="Source")]
 IdFieldOpt = Annotated[str, typer.Option("--id-field", help="Payload field that keeps a remapped original id.")]
-
-
-def source_options(ids=None, payloads=None, metadata=None, dimensions=None, distance=None, source_collection=None,
-                   table=None, query=None, vector_column=None, id_column=None, trust_pickle=False,
-                   source_opt=None, api_key=None):
-    from cortex.sources import SourceOptions
-
-    extra = {}
-    for kv in source_opt or []:
-        if "=" not in kv:
-            raise CortexError(f"--source-opt {kv!r}: expected KEY=VALUE")
-        k, v = kv.split("=", 1)
-        extra[k.strip()] = v
-    return SourceOptions(ids=ids, payloads=payloads, metadata=metadata, dimensions=dimensions, distance=distance,
-                         collection=source_collection, table=table, query=query, vector_column=vector_column,
-                         id_column=id_column, trust_pickle=trust_pickle, extra=extra, api_key=api_key)
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -158,13 +109,13 @@ class RichProgress:
         self._p.stop()
 
 
-def _target_kw(path, url, api_key, prefer_grpc, grpc_port) -> dict[str, Any]:
-    return dict(path=path, url=url, api_key=api_key, prefer_grpc=prefer_grpc, grpc_port=grpc_port)
 
 
 # -- migrate ------------------------------------------------------------------------------
 @qdrant.command(epilog="Example: cortex qdrant migrate --source export.jsonl --target code_vectors --batch-size 500")
 @handle_errors
+@source_flags
+@target_flags
 def migrate(
     ctx: typer.Context,
     source: Annotated[str, typer.Option("--source", "-s", help="What to migrate: a file, directory or URL.")],
@@ -189,12 +140,7 @@ def migrate(
     checkpoint_seconds: Annotated[float, typer.Option("--checkpoint-seconds", min=0, help="Save the checkpoint "
                                                       "at most this often (it is always saved on exit).")] = 1.0,
     json_out: JsonOpt = False,
-    source_type: SourceTypeOpt = None, ids: IdsOpt = None, payloads: PayloadsOpt = None,
-    metadata: MetadataOpt = None, dimensions: DimsOpt = None, source_collection: SrcCollOpt = None,
-    table: TableOpt = None, query: QueryOpt = None, vector_column: VecColOpt = None, id_column: IdColOpt = None,
-    trust_pickle: PickleOpt = False, source_opt: SourceOptOpt = None,
-    path: PathOpt = None, url: UrlOpt = None, api_key: KeyOpt = None, prefer_grpc: GrpcOpt = True,
-    grpc_port: GrpcPortOpt = 6334,
+    source_type: Any = None, source_opts: Any = None, target_kw: Any = None,
 ) -> None:
     """Migrate a vector store into a Qdrant collection (created when missing), resumably.
 
@@ -203,8 +149,7 @@ def migrate(
     """
     from cortex import api
 
-    opts = source_options(ids, payloads, metadata, dimensions, distance, source_collection, table, query,
-                          vector_column, id_column, trust_pickle, source_opt)
+    opts = source_opts
     stop = threading.Event()
     got: list[int] = []
     command = _resume_command(ctx)
@@ -229,7 +174,7 @@ def migrate(
             retry_max_seconds=retry_max_seconds, checkpoint_seconds=checkpoint_seconds,
             progress=RichProgress(f"migrate → {target}"), stop=stop,
             on_event=lambda m: err.print(m, highlight=False, soft_wrap=True), command=command,
-            **_target_kw(path, url, api_key, prefer_grpc, grpc_port))
+            **target_kw)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
@@ -296,6 +241,8 @@ def _resume_command(ctx: typer.Context) -> str:
 # -- verify -------------------------------------------------------------------------------
 @qdrant.command(epilog="Example: cortex qdrant verify --collection code_vectors --source export.jsonl")
 @handle_errors
+@source_flags
+@target_flags
 def verify(
     collection: Annotated[str, typer.Option("--collection", "-c", help="Qdrant collection to check.")],
     source: Annotated[str | None, typer.Option("--source", "-s", help="Compare against this source.")] = None,
@@ -306,15 +253,7 @@ def verify(
                                                "(+ FILE.json beside it) or FILE.json (+ FILE.html).")] = None,
     id_field: IdFieldOpt = "source_id",
     json_out: JsonOpt = False,
-    source_type: SourceTypeOpt = None, ids: IdsOpt = None, payloads: PayloadsOpt = None,
-    metadata: MetadataOpt = None, dimensions: DimsOpt = None,
-    distance: Annotated[str | None, typer.Option("--distance", help="Source distance where not stored.",
-                                                 rich_help_panel="Source")] = None,
-    source_collection: SrcCollOpt = None, table: TableOpt = None, query: QueryOpt = None,
-    vector_column: VecColOpt = None, id_column: IdColOpt = None, trust_pickle: PickleOpt = False,
-    source_opt: SourceOptOpt = None,
-    path: PathOpt = None, url: UrlOpt = None, api_key: KeyOpt = None, prefer_grpc: GrpcOpt = True,
-    grpc_port: GrpcPortOpt = 6334,
+    source_type: Any = None, source_opts: Any = None, target_kw: Any = None,
 ) -> None:
     """Check a collection: counts, sampled points and a search; with --source, that it equals the source.
 
@@ -324,12 +263,11 @@ def verify(
     """
     from cortex import api
 
-    opts = source_options(ids, payloads, metadata, dimensions, distance, source_collection, table, query,
-                          vector_column, id_column, trust_pickle, source_opt)
+    opts = source_opts
     rep = api.verify(collection, source=source, source_type=source_type, options=opts, sample=sample, full=full,
                      tolerance=tolerance, id_field=id_field, max_problems=1_000_000 if report else 1000,
                      progress=RichProgress(f"verify {collection}") if source else None,
-                     **_target_kw(path, url, api_key, prefer_grpc, grpc_port))
+                     **target_kw)
     d = rep.to_dict()
     if report:
         from cortex.report import verify_page, write_report
@@ -365,17 +303,17 @@ def verify(
 # -- status -------------------------------------------------------------------------------
 @qdrant.command(epilog="Example: cortex qdrant status --detailed")
 @handle_errors
+@target_flags
 def status(
     collection: Annotated[str | None, typer.Option("--collection", "-c", help="Only this collection.")] = None,
     detailed: Annotated[bool, typer.Option("--detailed", help="Segments, index and optimizer settings.")] = False,
     json_out: JsonOpt = False,
-    path: PathOpt = None, url: UrlOpt = None, api_key: KeyOpt = None, prefer_grpc: GrpcOpt = True,
-    grpc_port: GrpcPortOpt = 6334,
+    target_kw: Any = None,
 ) -> None:
     """List collections with point count, vector size, distance and status."""
     from cortex import api
 
-    infos = api.status(collection, **_target_kw(path, url, api_key, prefer_grpc, grpc_port))
+    infos = api.status(collection, **target_kw)
     if json_out:
         emit_json([i.to_dict() for i in infos])
         return
@@ -414,18 +352,18 @@ def _human(n: int) -> str:
 # -- optimize -----------------------------------------------------------------------------
 @qdrant.command(epilog="Example: cortex qdrant optimize code_vectors --wait")
 @handle_errors
+@target_flags
 def optimize(
     collection: Annotated[str, typer.Argument(help="Collection to optimize.")],
     wait: Annotated[bool, typer.Option("--wait", help="Block until fully indexed (green).")] = False,
     json_out: JsonOpt = False,
-    path: PathOpt = None, url: UrlOpt = None, api_key: KeyOpt = None, prefer_grpc: GrpcOpt = True,
-    grpc_port: GrpcPortOpt = 6334,
+    target_kw: Any = None,
 ) -> None:
     """Trigger optimization and indexing (HNSW build); --wait blocks until green."""
     from cortex import api
 
     with err.status(f"optimizing {collection} ...") if err.is_terminal else _null():
-        info = api.optimize(collection, wait=wait, **_target_kw(path, url, api_key, prefer_grpc, grpc_port),
+        info = api.optimize(collection, wait=wait, **target_kw,
                             progress=lambda i: err.print(f"  {i.status}: {i.indexed_vectors or 0:,} indexed"))
     if json_out:
         emit_json(info.to_dict())
@@ -446,24 +384,18 @@ class _null:
 @qdrant.command(epilog="Example: cortex qdrant export --source vectors.index --metadata metadata.json "
                        "--output export.jsonl")
 @handle_errors
+@source_flags
 def export(
     source: Annotated[str, typer.Option("--source", "-s", help="What to export.")],
     output: Annotated[str, typer.Option("--output", "-o", help="JSONL file to write.")],
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 1000,
     json_out: JsonOpt = False,
-    source_type: SourceTypeOpt = None, ids: IdsOpt = None, payloads: PayloadsOpt = None,
-    metadata: MetadataOpt = None, dimensions: DimsOpt = None,
-    distance: Annotated[str | None, typer.Option("--distance", help="Source distance where not stored.",
-                                                 rich_help_panel="Source")] = None,
-    source_collection: SrcCollOpt = None, table: TableOpt = None, query: QueryOpt = None,
-    vector_column: VecColOpt = None, id_column: IdColOpt = None, trust_pickle: PickleOpt = False,
-    source_opt: SourceOptOpt = None,
+    source_type: Any = None, source_opts: Any = None,
 ) -> None:
     """Export any source to the seed's JSONL of {id, vector, payload} (original ids kept)."""
     from cortex import api
 
-    opts = source_options(ids, payloads, metadata, dimensions, distance, source_collection, table, query,
-                          vector_column, id_column, trust_pickle, source_opt)
+    opts = source_opts
     s = api.export(source, output, source_type=source_type, options=opts, batch_size=batch_size,
                    progress=RichProgress(f"export → {output}"))
     if json_out:

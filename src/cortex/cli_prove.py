@@ -11,40 +11,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cortex.cli import (
-    DimsOpt,
-    GrpcOpt,
-    GrpcPortOpt,
-    IdColOpt,
-    IdFieldOpt,
-    IdsOpt,
-    JsonOpt,
-    KeyOpt,
-    MetadataOpt,
-    PathOpt,
-    PayloadsOpt,
-    PickleOpt,
-    QueryOpt,
-    SourceOptOpt,
-    SourceTypeOpt,
-    SrcCollOpt,
-    TableOpt,
-    UrlOpt,
-    VecColOpt,
-    _target_kw,
-    emit_json,
-    err,
-    handle_errors,
-    out,
-    qdrant,
-    source_options,
-)
+from cortex.cli import IdFieldOpt, JsonOpt, emit_json, err, handle_errors, out, qdrant
+from cortex.cli_options import source_flags, target_flags
 from cortex.errors import CortexError, ExitCode
 
 ReportOpt = Annotated[str | None, typer.Option("--report", help="Write FILE.html (+ FILE.json beside it) or "
                                                "FILE.json (+ FILE.html): tables and plots, self-contained.")]
-SrcDistOpt = Annotated[str | None, typer.Option("--distance", help="Source distance where not stored.",
-                                                rich_help_panel="Source")]
 
 
 def _ms(v: Any) -> str:
@@ -71,6 +43,8 @@ def _ints(spec: str | None, flag: str) -> list[int]:
 @qdrant.command(epilog="Example: cortex qdrant compare --source vectors.index --collection code_vectors "
                        "--k 10 --num-queries 200 --min-recall 0.95 --report parity.html")
 @handle_errors
+@source_flags
+@target_flags
 def compare(
     source: Annotated[str, typer.Option("--source", "-s", help="The old system (any source Cortex reads).")],
     collection: Annotated[str, typer.Option("--collection", "-c", help="The migrated Qdrant collection.")],
@@ -91,13 +65,7 @@ def compare(
     report: ReportOpt = None,
     id_field: IdFieldOpt = "source_id",
     json_out: JsonOpt = False,
-    source_type: SourceTypeOpt = None, ids: IdsOpt = None, payloads: PayloadsOpt = None,
-    metadata: MetadataOpt = None, dimensions: DimsOpt = None, distance: SrcDistOpt = None,
-    source_collection: SrcCollOpt = None, table: TableOpt = None, query: QueryOpt = None,
-    vector_column: VecColOpt = None, id_column: IdColOpt = None, trust_pickle: PickleOpt = False,
-    source_opt: SourceOptOpt = None,
-    path: PathOpt = None, url: UrlOpt = None, api_key: KeyOpt = None, prefer_grpc: GrpcOpt = True,
-    grpc_port: GrpcPortOpt = 6334,
+    source_type: Any = None, source_opts: Any = None, target_kw: Any = None,
 ) -> None:
     """Run the same queries on the old system and on Qdrant: recall@k, latency, overlap, score drift.
 
@@ -108,13 +76,12 @@ def compare(
     """
     from cortex import api
 
-    opts = source_options(ids, payloads, metadata, dimensions, distance, source_collection, table, query,
-                          vector_column, id_column, trust_pickle, source_opt)
+    opts = source_opts
     r = api.compare(collection, source=source, source_type=source_type, options=opts, k=k,
                     num_queries=num_queries, queries=queries, filter=filter_, min_recall=min_recall, ef=ef,
                     noise=noise, seed=seed, id_field=id_field,
                     on_event=None if json_out else (lambda m: err.print(m, highlight=False)),
-                    **_target_kw(path, url, api_key, prefer_grpc, grpc_port))
+                    **target_kw)
     d = r.to_dict()
     if report:
         from cortex.report import compare_page, write_report
@@ -153,6 +120,8 @@ def compare(
 @qdrant.command(epilog="Example: cortex qdrant benchmark --collection code_vectors --num-queries 1000 "
                        "--concurrency 1,8 --ef 64,128,256 --report bench.html")
 @handle_errors
+@source_flags
+@target_flags
 def benchmark(
     collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to benchmark.")],
     num_queries: Annotated[int, typer.Option("--num-queries", min=1, help="Queries per run.")] = 1000,
@@ -170,13 +139,7 @@ def benchmark(
     report: ReportOpt = None,
     id_field: IdFieldOpt = "source_id",
     json_out: JsonOpt = False,
-    source_type: SourceTypeOpt = None, ids: IdsOpt = None, payloads: PayloadsOpt = None,
-    metadata: MetadataOpt = None, distance: SrcDistOpt = None,
-    source_collection: SrcCollOpt = None, table: TableOpt = None, query: QueryOpt = None,
-    vector_column: VecColOpt = None, id_column: IdColOpt = None, trust_pickle: PickleOpt = False,
-    source_opt: SourceOptOpt = None,
-    path: PathOpt = None, url: UrlOpt = None, api_key: KeyOpt = None, prefer_grpc: GrpcOpt = True,
-    grpc_port: GrpcPortOpt = 6334,
+    source_type: Any = None, source_opts: Any = None, target_kw: Any = None,
 ) -> None:
     """Search latency (min, max, avg, p50, p95, p99) and QPS; --ef sweeps recall vs latency.
 
@@ -188,12 +151,11 @@ def benchmark(
 
     conc = _ints(concurrency, "--concurrency") or [1]
     efs = _ints(ef, "--ef")
-    opts = source_options(ids, payloads, metadata, dimensions, distance, source_collection, table, query,
-                          vector_column, id_column, trust_pickle, source_opt) if source else None
+    opts = source_opts if source else None
     r = api.benchmark(collection, num_queries=num_queries, dimensions=dimensions, limit=limit, concurrency=conc,
                       ef=efs, source=source, source_type=source_type, options=opts, seed=seed, id_field=id_field,
                       on_event=None if json_out else (lambda m: err.print(m, highlight=False)),
-                      **_target_kw(path, url, api_key, prefer_grpc, grpc_port))
+                      **target_kw)
     d = r.to_dict()
     if report:
         from cortex.report import benchmark_page, write_report
