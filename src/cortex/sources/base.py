@@ -171,8 +171,20 @@ class Source(ABC):
         """Yield batches of at most ``batch_size`` rows, starting after ``resume``."""
 
     def fingerprint(self) -> dict[str, Any]:
-        """Identity of the source's content, to refuse resuming onto a changed source."""
-        return file_fingerprint(self.path)
+        """Identity of the source's content, to refuse resuming onto a changed source.
+
+        By default: the path's files, the side files the options name (ids, payloads,
+        metadata) and the options that select what is read (collection, table, query, columns).
+        """
+        o = self.options
+        fp = file_fingerprint(self.path)
+        for name in ("ids", "payloads", "metadata"):
+            if getattr(o, name):
+                fp[name] = file_fingerprint(getattr(o, name))
+        for name in ("collection", "table", "query", "vector_column", "id_column"):
+            if getattr(o, name):
+                fp[name] = getattr(o, name)
+        return fp
 
     def search(self, queries: np.ndarray, k: int) -> tuple[list[list[Any]], np.ndarray]:
         """The old system's own search: per query, the top-k source ids and scores.

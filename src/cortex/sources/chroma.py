@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from cortex.errors import SourceError
-from cortex.sources.base import Batch, Source, SourceInfo, check_exists, file_fingerprint, plain, require
+from cortex.sources.base import Batch, Source, SourceInfo, check_exists, plain, require
 
 SQLITE_NAME = "chroma.sqlite3"
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -200,11 +200,6 @@ class ChromaSource(Source):
             scores[i, : len(s)] = s
             ids.append(list(row_ids))
         return ids, scores
-
-    def fingerprint(self) -> dict[str, Any]:
-        fp = file_fingerprint(self.path)
-        fp["collection"] = self.options.collection
-        return fp
 
     def close(self) -> None:
         client, self._client, self._collection = self._client, None, None

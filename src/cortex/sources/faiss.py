@@ -31,7 +31,7 @@ import numpy as np
 import orjson
 
 from cortex.errors import SourceError
-from cortex.sources.base import Batch, Source, SourceInfo, check_exists, file_fingerprint, parse_distance, require
+from cortex.sources.base import Batch, Source, SourceInfo, check_exists, parse_distance, require
 
 SUFFIXES = (".index", ".faiss")
 _DUMMY = (1 << 20).to_bytes(8, "little")  # write_index_header writes this twice after ntotal
@@ -256,12 +256,6 @@ class FaissSource(Source):
                                   '{"0": {"title": ...}, "1": {...}}')
             self._meta = {str(k): v for k, v in obj.items()}
         return self._meta
-
-    def fingerprint(self) -> dict[str, Any]:
-        fp = file_fingerprint(self.path)
-        if self.options.metadata:
-            fp["metadata"] = file_fingerprint(self.options.metadata)
-        return fp
 
     # -- info --------------------------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from cortex.errors import SourceError
-from cortex.sources.base import Batch, Source, SourceInfo, check_exists, file_fingerprint, plain, require
+from cortex.sources.base import Batch, Source, SourceInfo, check_exists, plain, require
 
 COLLECTION_FLAG = "--source-collection"  # the CLI flag that sets SourceOptions.collection
 VECTOR_FLAG = "--vector-column"
@@ -391,11 +391,6 @@ class MilvusLiteSource(Source):
             scores[i, : len(d)] = np.sqrt(np.maximum(d, 0.0)) if metric == "L2" else d
             ids.append(row_ids)
         return ids, scores
-
-    def fingerprint(self) -> dict[str, Any]:
-        fp = file_fingerprint(self.path)
-        fp["collection"] = self.options.collection
-        return fp
 
     def close(self) -> None:
         client, self._client = self._client, None

@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 
 from cortex.errors import SourceError
-from cortex.sources.base import Batch, Rejected, Source, SourceInfo, check_exists, file_fingerprint
+from cortex.sources.base import Batch, Rejected, Source, SourceInfo, check_exists
 
 
 def npy_shape(path: str | Path) -> tuple[tuple[int, ...], np.dtype]:
@@ -71,13 +71,6 @@ class NpyMatrixSource(Source):
         m = self._matrix()
         self._ids(m.shape[0])
         return SourceInfo(kind=self.kind, name=self.path, dim=int(m.shape[1]), count=int(m.shape[0]))
-
-    def fingerprint(self) -> dict[str, Any]:
-        fp = file_fingerprint(self.path)
-        for extra in (self.options.ids, self.options.payloads):
-            if extra:
-                fp[extra] = file_fingerprint(extra)
-        return fp
 
     def batches(self, batch_size: int, resume: Any = None) -> Iterator[Batch]:
         m = self._matrix()
