@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -80,8 +81,10 @@ class ServerTarget(Target):
         else:
             # With gRPC every call Cortex makes goes over gRPC, so the REST port may be closed: skip
             # qdrant-client's version check, which reads it (and warns when it cannot).
-            self.client = QdrantClient(url=url, api_key=api_key, prefer_grpc=prefer_grpc,
-                                       grpc_port=grpc_port, timeout=timeout, check_compatibility=not prefer_grpc)
+            with warnings.catch_warnings():  # an unreachable server gets Cortex's one-line error from ping()
+                warnings.filterwarnings("ignore", message="Failed to obtain server version")
+                self.client = QdrantClient(url=url, api_key=api_key, prefer_grpc=prefer_grpc,
+                                           grpc_port=grpc_port, timeout=timeout, check_compatibility=not prefer_grpc)
         self.local = url == ":memory:" or url.startswith("local:")
         self.normalizes_cosine = not self.local  # local mode keeps cosine vectors as given
         self.prefer_grpc = prefer_grpc and not self.local
