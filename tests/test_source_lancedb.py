@@ -165,7 +165,7 @@ def test_no_id_column_uses_offsets(ldb):
 
 
 def test_vector_and_id_options(ldb):
-    with pytest.raises(SourceError, match=r"several vector columns \(a, b\); choose one with --vector-column"):
+    with pytest.raises(SourceError, match=r"several vector-like columns \(a, b\); choose one with --vector-column"):
         _src(ldb, table="twovec").info()
     src = _src(ldb, table="twovec", vector_column="b")
     assert src.info().dim == 8
@@ -174,7 +174,7 @@ def test_vector_and_id_options(ldb):
     assert next(src.batches(2)).ids == ["text 0", "text 1"]
     with pytest.raises(SourceError, match="no id column 'nope'"):
         _src(ldb, table="docs", id_column="nope").info()
-    with pytest.raises(SourceError, match="'text' is string, not a vector"):
+    with pytest.raises(SourceError, match="'text' is string, not a list of floats"):
         _src(ldb, table="docs", vector_column="text").info()
 
 
@@ -203,7 +203,8 @@ def test_bad_inputs(ldb, tmp_path):
     (tmp_path / "plain").mkdir()
     with pytest.raises(SourceError, match="no LanceDB tables"):
         _src(tmp_path / "plain").info()
-    with pytest.raises(SourceError, match=r"no vector column \(a list of floats\); columns are: id \(int64\), name"):
+    with pytest.raises(SourceError,
+                       match=r"no vector-like column \(a list of float16/32/64\); columns are: id \(int64\), name"):
         _src(ldb, table="novec").info()
     with pytest.raises(SourceError, match="the table has no rows; nothing to migrate"):
         _src(ldb, table="empty").info()

@@ -22,7 +22,7 @@ import numpy as np
 
 from cortex.errors import SourceError
 from cortex.sources.base import Batch, Rejected, Source, SourceInfo, check_exists, require
-from cortex.sources.parquet import column_values, ids_from_arrow, is_vector_type, json_value, list_to_matrix
+from cortex.sources.parquet import column_values, ids_from_arrow, json_value, list_to_matrix, pick_vector_column
 
 _METRIC = {"cosine": "cosine", "l2": "euclid", "euclidean": "euclid", "dot": "dot"}
 _LANCE_METRIC = {"cosine": "cosine", "euclid": "l2", "dot": "dot"}
@@ -106,22 +106,8 @@ class LanceDBSource(Source):
         root, name = self._locate()
         schema = tbl.schema
         names = schema.names
-        vcols = [f.name for f in schema if is_vector_type(f.type)]
         where = f"{root} table {name}"
-        listing = ", ".join(f"{f.name} ({f.type})" for f in schema)
-        vcol = self.options.vector_column
-        if vcol:
-            if vcol not in names:
-                raise SourceError(f"{where}: no column '{vcol}'; columns are: {listing}")
-            if not is_vector_type(schema.field(vcol).type):
-                raise SourceError(f"{where}: column '{vcol}' is {schema.field(vcol).type}, not a vector of floats; "
-                                  "choose one with --vector-column")
-        elif not vcols:
-            raise SourceError(f"{where}: no vector column (a list of floats); columns are: {listing}")
-        elif len(vcols) > 1:
-            raise SourceError(f"{where}: several vector columns ({', '.join(vcols)}); choose one with --vector-column")
-        else:
-            vcol = vcols[0]
+        vcol, vcols = pick_vector_column(schema, self.options.vector_column, where)
         warnings: list[str] = []
         others = [c for c in vcols if c != vcol]
         if others:

@@ -128,6 +128,26 @@ def vector_columns(schema: Any) -> list[str]:
     return [f.name for f in schema if is_vector_type(f.type)]
 
 
+def pick_vector_column(schema: Any, chosen: str | None, where: str) -> tuple[str, list[str]]:
+    """The vector column of an Arrow schema (``chosen``, else the only one) and all vector-like columns."""
+    names = schema.names
+    vcols = vector_columns(schema)
+    listing = ", ".join(f"{f.name} ({f.type})" for f in schema)
+    if chosen:
+        if chosen not in names:
+            raise SourceError(f"{where}: no column '{chosen}'; columns are: {listing}")
+        if not is_vector_type(schema.field(chosen).type):
+            raise SourceError(f"{where}: column '{chosen}' is {schema.field(chosen).type}, not a list of floats; "
+                              "choose the vector column with --vector-column")
+        return chosen, vcols
+    if not vcols:
+        raise SourceError(f"{where}: no vector-like column (a list of float16/32/64); columns are: {listing}")
+    if len(vcols) > 1:
+        raise SourceError(f"{where}: several vector-like columns ({', '.join(vcols)}); "
+                          "choose one with --vector-column")
+    return vcols[0], vcols
+
+
 def list_to_matrix(arr: Any, dim: int) -> tuple[np.ndarray, list[tuple[int, str]]]:
     """(float32 matrix of the good rows, [(row, reason)] of the bad ones) of a list-of-floats array.
 
@@ -324,22 +344,7 @@ class ParquetSource(Source):
         pfs = [self._open(f) for f in files]
         schema = pfs[0].schema_arrow
         names = schema.names
-        vcols = vector_columns(schema)
-        vcol = self.options.vector_column or lay["vector_hint"]
-        if vcol:
-            if vcol not in names:
-                raise SourceError(f"{files[0]}: no column '{vcol}'; columns are: {', '.join(names)}")
-            if not is_vector_type(schema.field(vcol).type):
-                raise SourceError(f"{files[0]}: column '{vcol}' is {schema.field(vcol).type}, "
-                                  "not a list of floats; choose the vector column with --vector-column")
-        elif not vcols:
-            raise SourceError(f"{files[0]}: no vector-like column (a list of float16/32/64); columns are: "
-                              f"{', '.join(f'{f.name} ({f.type})' for f in schema)}")
-        elif len(vcols) > 1:
-            raise SourceError(f"{files[0]}: several vector-like columns ({', '.join(vcols)}); "
-                              "choose one with --vector-column")
-        else:
-            vcol = vcols[0]
+        vcol, vcols = pick_vector_column(schema, self.options.vector_column or lay["vector_hint"], str(files[0]))
         idcol = self.options.id_column or lay["id_hint"] or ("id" if "id" in names else None)
         if idcol is not None and idcol not in names:
             if self.options.id_column:
