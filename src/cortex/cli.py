@@ -26,6 +26,7 @@ from rich.table import Table
 from cortex import __version__
 from cortex.cli_options import source_flags, target_flags
 from cortex.errors import CortexError, ExitCode
+from cortex.report import verify_page, write_report
 from cortex.sources.base import redact_url
 
 app = typer.Typer(help="Cortex: move vector collections into Qdrant, fast, resumable and provably intact.",
@@ -63,6 +64,14 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(ExitCode.INTERRUPTED) from None
 
     return wrapper
+
+
+def save_report(report: str | None, data: dict[str, Any], page: Callable[[dict[str, Any]], str]) -> None:
+    """``--report FILE``: write the JSON and the HTML page that ``page`` builds from it."""
+    if not report:
+        return
+    jpath, hpath = write_report(report, data, page(data))
+    err.print(f"report: {hpath} (+ {jpath})", highlight=False)
 
 
 def emit_json(obj: Any) -> None:
@@ -269,11 +278,7 @@ def verify(
                      progress=RichProgress(f"verify {collection}") if source else None,
                      **target_kw)
     d = rep.to_dict()
-    if report:
-        from cortex.report import verify_page, write_report
-
-        jpath, hpath = write_report(report, d, verify_page(d))
-        err.print(f"report: {hpath} (+ {jpath})", highlight=False)
+    save_report(report, d, verify_page)
     if json_out:
         emit_json(d)
     else:

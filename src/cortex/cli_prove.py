@@ -11,9 +11,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cortex.cli import IdFieldOpt, JsonOpt, emit_json, err, handle_errors, out, qdrant
+from cortex.cli import IdFieldOpt, JsonOpt, emit_json, err, handle_errors, out, qdrant, save_report
 from cortex.cli_options import source_flags, target_flags
 from cortex.errors import CortexError, ExitCode
+from cortex.report import benchmark_page, compare_page
 
 ReportOpt = Annotated[str | None, typer.Option("--report", help="Write FILE.html (+ FILE.json beside it) or "
                                                "FILE.json (+ FILE.html): tables and plots, self-contained.")]
@@ -83,11 +84,7 @@ def compare(
                     on_event=None if json_out else (lambda m: err.print(m, highlight=False)),
                     **target_kw)
     d = r.to_dict()
-    if report:
-        from cortex.report import compare_page, write_report
-
-        jpath, hpath = write_report(report, d, compare_page(d))
-        err.print(f"report: {hpath} (+ {jpath})", highlight=False)
+    save_report(report, d, compare_page)
     if json_out:
         emit_json(d)
     else:
@@ -157,11 +154,7 @@ def benchmark(
                       on_event=None if json_out else (lambda m: err.print(m, highlight=False)),
                       **target_kw)
     d = r.to_dict()
-    if report:
-        from cortex.report import benchmark_page, write_report
-
-        jpath, hpath = write_report(report, d, benchmark_page(d))
-        err.print(f"report: {hpath} (+ {jpath})", highlight=False)
+    save_report(report, d, benchmark_page)
     if json_out:
         emit_json(d)
         return
