@@ -78,6 +78,7 @@ def migrate(
     stop: threading.Event | None = None,
     on_event: Event | None = None,
     command: str | None = None,
+    lock_collection: bool = True,
 ) -> MigrationSummary:
     """Migrate ``source`` into ``collection``, resuming a checkpointed run of the same pair.
 
@@ -86,7 +87,9 @@ def migrate(
     (``restart=True`` starts over, recreating the collection when this migration created
     it); a finished migration is not redone.  ``build_index=False`` leaves a deferred index
     for a later :func:`optimize`.  Setting ``stop`` ends the run cleanly at a batch boundary
-    (status ``interrupted``, checkpoint saved).
+    (status ``interrupted``, checkpoint saved).  ``options.where`` migrates a subset, its own
+    resumable migration.  ``lock_collection=False``: the caller holds the embedded collection's
+    lock (a rollout running several subsets into one collection from one process).
     """
     say = on_event or (lambda _m: None)
     shown = redact_url(source)  # no password in messages
@@ -100,9 +103,10 @@ def migrate(
         tgt, own = _target(target, dict(path=path, url=url, api_key=api_key, prefer_grpc=prefer_grpc,
                                         grpc_port=grpc_port))
         store = None if dry_run else StateStore(state_dir)
-        mid = migration_id(source, tgt.location, collection)
+        where = _where_text(options)
+        mid = migration_id(source, tgt.location, collection, where)
         if store is not None:
-            _lock(store, mid, source, tgt, collection)
+            _lock(store, mid, source, tgt, collection, lock_collection)
         rec = store.get(mid) if store is not None else None
         fp = orjson.loads(orjson.dumps(src.fingerprint(), option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS))
         if rec is not None and restart:
@@ -146,7 +150,7 @@ def migrate(
                     id=mid, source=redact_url(source), source_kind=src.kind, target=tgt.location, collection=collection,
                     status="running", fingerprint=fp, cursor=None, counts=asdict(Counts()), dead_letter=None,
                     dead_letter_offset=0, total=None, created_collection=False, started=time.time(),
-                    updated=time.time(), pid=os.getpid())
+                    updated=time.time(), pid=os.getpid(), where=where)
             if resume is None:  # a fresh start (kept: the record of a run that died before its first checkpoint)
                 rec.counts, rec.dead_letter_offset, rec.seen_offset = asdict(Counts()), 0, 0
                 rec.started = time.time()
@@ -237,10 +241,24 @@ def _on_phase(name: str, saver: _Checkpointer | None, say: Event) -> None:
         saver.phase(name)
 
 
-def _lock(store: StateStore, mid: str, source: str, tgt: Target, collection: str) -> None:
+def _where_expr(options: SourceOptions | None) -> Any:
+    from cortex.where import parse
+
+    return parse(options.where) if options is not None else None
+
+
+def _where_text(options: SourceOptions | None) -> str | None:
+    """The canonical text of ``options.where`` (so spacing and case of keywords name the same subset)."""
+    from cortex.where import parse, to_text
+
+    expr = parse(options.where) if options is not None else None
+    return to_text(expr) if expr is not None else None
+
+
+def _lock(store: StateStore, mid: str, source: str, tgt: Target, collection: str, collection_too: bool = True) -> None:
     """One process per migration (state lock) and, embedded, per collection (a lock file next to it)."""
     store.lock(mid, f"a migration of {redact_url(source)} into '{collection}'")
-    if tgt.kind == "embedded":
+    if tgt.kind == "embedded" and collection_too:
         store.lock_file("collection", Path(tgt.location) / ".cortex-locks" / f"{quote(collection, safe='')}.lock",
                         f"collection '{collection}' in {tgt.location} is being written by another migration "
                         "(pid {pid}); wait for it to finish or stop it first")
@@ -336,7 +354,8 @@ def verify(collection: str, *, source: str | None = None, source_type: str | Non
             return verify_basic(tgt, collection, sample=3)
         with open_source(source, source_type, options) as src:
             return verify_against_source(tgt, collection, src, full=full, sample=sample, tolerance=tolerance,
-                                         id_field=id_field, max_problems=max_problems, progress=progress)
+                                         id_field=id_field, max_problems=max_problems, progress=progress,
+                                         where=_where_expr(options))
     finally:
         if own:
             tgt.close()
@@ -413,6 +432,7 @@ def export(source: str, output: str, *, source_type: str | None = None, options:
         with open(tmp, "wb") as fh:
             for batch in src.batches(batch_size):
                 summary.read += batch.read
+                summary.skipped += batch.skipped
                 rejected = list(batch.rejected)
                 vecs = np.asarray(batch.vectors, dtype=np.float32)
                 ok = np.isfinite(vecs).all(axis=1) if len(batch) else np.ones(0, bool)
@@ -473,7 +493,7 @@ def compare(collection: str, *, source: str, source_type: str | None = None, opt
         with open_source(source, source_type, options) as src:
             return parity.compare(tgt, collection, src, k=k, num_queries=num_queries, queries=qv, queries_how=how,
                                   filter=flt, min_recall=min_recall, ef=ef, noise=noise, seed=seed,
-                                  id_field=id_field, memory_mb=memory_mb, say=on_event)
+                                  id_field=id_field, memory_mb=memory_mb, say=on_event, where=_where_expr(options))
     finally:
         if own:
             tgt.close()

@@ -22,7 +22,7 @@ import numpy as np
 
 from cortex.errors import CollectionBusyError, CortexError, TargetError
 from cortex.ids import normalize_point_id
-from cortex.targets.base import CollectionInfo, StoredPoint, Target, split_vectors, stack_vectors
+from cortex.targets.base import CollectionInfo, StoredPoint, Target, qdrant_filter, split_vectors, stack_vectors
 
 DEFAULT_INDEXING_THRESHOLD_KB = 10_000  # Qdrant's default
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -237,12 +237,13 @@ class EdgeTarget(Target):
         return found, got, [r.payload for r in recs]
 
     def scroll(self, name: str, batch_size: int = 1000, with_vectors: bool = False,
-               with_payload: bool = True) -> Iterator[list[StoredPoint]]:
+               with_payload: bool = True, filter: Any = None) -> Iterator[list[StoredPoint]]:
         q = _q()
         shard = self._open(name)
         offset = None
+        flt = qdrant_filter(filter, "edge")
         while True:
-            recs, offset = shard.scroll(q.ScrollRequest(offset=offset, limit=batch_size,
+            recs, offset = shard.scroll(q.ScrollRequest(offset=offset, limit=batch_size, filter=flt,
                                                         with_payload=with_payload, with_vector=with_vectors))
             if recs:
                 yield [_stored(r, with_vectors) for r in recs]
@@ -250,24 +251,30 @@ class EdgeTarget(Target):
                 return
 
     def search(self, name: str, queries: np.ndarray, k: int, ef: int | None = None,
-               exact: bool = False, filter: dict[str, Any] | None = None) -> list[list[tuple[Any, float]]]:
+               exact: bool = False, filter: Any = None) -> list[list[tuple[Any, float]]]:
         q = _q()
         shard = self._open(name)
         params = q.SearchParams(hnsw_ef=ef, exact=exact)
-        flt = None
-        if filter:
-            flt = q.Filter(must=[q.FieldCondition(key=k_, match=q.MatchValue(v)) for k_, v in filter.items()])
+        flt = qdrant_filter(filter, "edge")
         reqs = [q.QueryRequest(limit=k, query=q.Query.Nearest(row), filter=flt, params=params)
                 for row in np.asarray(queries, dtype=np.float32).tolist()]
         results = shard.query_batch(q.QueryBatchRequest(reqs))
         return [[(normalize_point_id(p.id), float(p.score)) for p in res] for res in results]
 
-    def count(self, name: str, exact: bool = True) -> int:
-        return self._open(name).count(_q().CountRequest(exact=exact))
+    def count(self, name: str, exact: bool = True, filter: Any = None) -> int:
+        return self._open(name).count(_q().CountRequest(exact=exact, filter=qdrant_filter(filter, "edge")))
 
-    def create_payload_index(self, name: str, field_name: str, kind: str = "keyword") -> None:
+    def delete_points(self, name: str, filter: Any) -> None:
+        shard = self._open(name)
+        shard.update(_q().UpdateOperation.delete_points_by_filter(qdrant_filter(filter, "edge")))
+        shard.flush()
+
+    def create_payload_index(self, name: str, field_name: str, kind: str = "keyword",
+                             is_tenant: bool = False) -> None:
         q = _q()
-        schema = getattr(q.PayloadSchemaType, kind.capitalize())
+        schema: Any = getattr(q.PayloadSchemaType, kind.capitalize())
+        if is_tenant and kind == "keyword":  # Qdrant Edge takes the tenant flag (KeywordIndexParams)
+            schema = q.KeywordIndexParams(is_tenant=True)
         self._open(name).update(q.UpdateOperation.create_field_index(field_name, schema))
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from cortex.errors import AuthError, BatchTooLargeError, TargetError, TransientTargetError
 from cortex.ids import normalize_point_id
-from cortex.targets.base import CollectionInfo, StoredPoint, Target, split_vectors
+from cortex.targets.base import CollectionInfo, StoredPoint, Target, qdrant_filter, split_vectors
 
 T = TypeVar("T")
 DEFAULT_INDEXING_THRESHOLD_KB = 10_000
@@ -242,37 +242,49 @@ class ServerTarget(Target):
         return {(sp := _stored(r, with_vectors)).id: sp for r in recs}
 
     def scroll(self, name: str, batch_size: int = 1000, with_vectors: bool = False,
-               with_payload: bool = True) -> Iterator[list[StoredPoint]]:
+               with_payload: bool = True, filter: Any = None) -> Iterator[list[StoredPoint]]:
         offset = None
+        flt = qdrant_filter(filter, "client")
         while True:
             recs, offset = self._call(f"scroll '{name}'", lambda o=offset: self.client.scroll(
-                name, limit=batch_size, offset=o, with_payload=with_payload, with_vectors=with_vectors))
+                name, limit=batch_size, offset=o, scroll_filter=flt, with_payload=with_payload,
+                with_vectors=with_vectors))
             if recs:
                 yield [_stored(r, with_vectors) for r in recs]
             if offset is None:
                 return
 
     def search(self, name: str, queries: np.ndarray, k: int, ef: int | None = None,
-               exact: bool = False, filter: dict[str, Any] | None = None) -> list[list[tuple[Any, float]]]:
+               exact: bool = False, filter: Any = None) -> list[list[tuple[Any, float]]]:
         from qdrant_client import models
 
-        flt = None
-        if filter:
-            flt = models.Filter(must=[models.FieldCondition(key=f, match=models.MatchValue(value=v))
-                                      for f, v in filter.items()])
+        flt = qdrant_filter(filter, "client")
         params = models.SearchParams(hnsw_ef=ef, exact=exact)
         reqs = [models.QueryRequest(query=row, limit=k, filter=flt, params=params)
                 for row in np.asarray(queries, dtype=np.float32).tolist()]
         out = self._call(f"search '{name}'", lambda: self.client.query_batch_points(name, requests=reqs))
         return [[(normalize_point_id(p.id), float(p.score)) for p in r.points] for r in out]
 
-    def count(self, name: str, exact: bool = True) -> int:
-        return self._call(f"count '{name}'", lambda: self.client.count(name, exact=exact)).count
+    def count(self, name: str, exact: bool = True, filter: Any = None) -> int:
+        flt = qdrant_filter(filter, "client")
+        return self._call(f"count '{name}'", lambda: self.client.count(name, count_filter=flt, exact=exact)).count
 
-    def create_payload_index(self, name: str, field_name: str, kind: str = "keyword") -> None:
+    def delete_points(self, name: str, filter: Any) -> None:
         from qdrant_client import models
 
-        schema = getattr(models.PayloadSchemaType, kind.upper())
+        flt = qdrant_filter(filter, "client")
+        self._call(f"delete points from '{name}'", lambda: self.client.delete(
+            name, points_selector=models.FilterSelector(filter=flt), wait=True))
+
+    def create_payload_index(self, name: str, field_name: str, kind: str = "keyword",
+                             is_tenant: bool = False) -> None:
+        from qdrant_client import models
+
+        if self.local:
+            return  # qdrant-client's local mode keeps no payload indexes (it filters by scanning)
+        schema: Any = getattr(models.PayloadSchemaType, kind.upper())
+        if is_tenant and kind == "keyword":
+            schema = models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
         self._call(f"index payload field '{field_name}'", lambda: self.client.create_payload_index(
             name, field_name=field_name, field_schema=schema, wait=True))
 
