@@ -525,3 +525,10 @@ def benchmark(collection: str, *, num_queries: int = 1000, dimensions: int | Non
     finally:
         if own:
             tgt.close()
+from cortex.rollout.commands import (  # noqa: E402,F401
+    rollout_plan,
+    rollout_promote,
+    rollout_revert,
+    rollout_run,
+    rollout_status,
+)
