@@ -87,6 +87,8 @@ def run(
                                                "without its password.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Points per upsert.")] = 500,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Parallel writers per unit.")] = 2,
+    checkpoint_seconds: Annotated[float, typer.Option("--checkpoint-seconds", min=0, help="Save each unit's "
+                                                      "checkpoint at most this often.")] = 1.0,
     full: Annotated[bool, typer.Option("--full/--sample", help="Verify every point of each unit (or a "
                                        "sample).")] = True,
     name: NameOpt = None,
@@ -115,6 +117,7 @@ def run(
     try:
         res = api.rollout_run(name, units=unit, parallel=parallel, state_dir=state_dir, source=source,
                               batch_size=batch_size, workers=workers, full_verify=full, stop=stop,
+                              checkpoint_seconds=checkpoint_seconds,
                               progress=RichProgress("rollout"),
                               on_event=lambda m: err.print(m, highlight=False, soft_wrap=True), **target_kw)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -62,7 +63,7 @@ def rollout_plan(source: str, *, by: str, collection: str | None = None, name: s
     rname = name or coll
     r = Rollout(state_dir, rname)
     old = r.plan() if r.exists() else None
-    if old is not None and not replace and (old.source != redact_url(source) or old.by != by
+    if old is not None and not replace and (old.source != _no_password(source) or old.by != by
                                             or old.base_where != base or old.collection != coll):
         raise ConflictError(f"rollout '{rname}' is planned for {old.source} by {old.by} into '{old.collection}'; "
                             "pass --replace to plan it anew, or --name to plan another rollout")
@@ -94,7 +95,7 @@ def rollout_plan(source: str, *, by: str, collection: str | None = None, name: s
                           "split by a field whose values are all text or all numbers")
     plan_options = {k: getattr(opts, k) for k in _PLAIN_OPTIONS if getattr(opts, k)}
     target = {"path": path, "url": url, "prefer_grpc": prefer_grpc, "grpc_port": grpc_port}
-    plan = Plan(name=rname, source=redact_url(source), source_type=source_type, options=plan_options,
+    plan = Plan(name=rname, source=_no_password(source), source_type=source_type, options=plan_options,
                 base_where=base, by=by, collection=coll, target=target, tenant_index=tenant_index,
                 shard_key_field=shard_key_field, units=units, missing=missing)
     r.save_plan(plan)
@@ -107,6 +108,12 @@ def rollout_plan(source: str, *, by: str, collection: str | None = None, name: s
             with r.units.lock(u.name, f"unit {u.name} of rollout '{rname}'"):
                 r.save_unit(cur.model_copy(update={"planned": u.count}))
     return plan
+
+
+def _no_password(source: str) -> str:
+    """The source without a password in its URL: the plan file keeps no secret (libpq then reads
+    PGPASSWORD or ~/.pgpass; or pass ``--source`` with the full URL to ``run``)."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1@", source)
 
 
 def _default_collection(source: str, opts: SourceOptions) -> str:
@@ -174,14 +181,14 @@ def rollout_run(name: str | None = None, *, units: list[str] | None = None, para
                 state_dir: str = DEFAULT_STATE_DIR, source: str | None = None, path: str | None = None,
                 url: str | None = None, api_key: str | None = None, prefer_grpc: bool = True, grpc_port: int = 6334,
                 target: Target | None = None, batch_size: int = 500, workers: int = 2, full_verify: bool = True,
-                build_index: bool = True, stop: threading.Event | None = None, progress: Any = None,
-                on_event: Any = None) -> RunResult:
+                build_index: bool = True, checkpoint_seconds: float = 1.0, stop: threading.Event | None = None,
+                progress: Any = None, on_event: Any = None) -> RunResult:
     """Migrate, then verify, each unit (default: every unit not yet verified or live), ``parallel`` at a time.
 
     Each unit is ``migrate --where <its condition>`` (its own checkpoint: a killed unit resumes)
     followed by ``verify --where ... --full``; its state goes to its unit file.  The collection
     is created first (with a tenant index on the unit field); the index is built once at the end.
-    ``source``: the source URL when the plan holds a redacted one (a password in it).
+    ``source``: the full source URL (the plan keeps it without a password).
     """
     from cortex import api
     from cortex.collection_setup import prepare_collection, resolve_distance, vector_config
@@ -194,8 +201,6 @@ def rollout_run(name: str | None = None, *, units: list[str] | None = None, para
     r = resolve(state_dir, name)
     plan = r.plan()
     src_path = source or plan.source
-    if "***" in src_path:
-        raise CortexError(f"the plan keeps {plan.source} without its password; pass --source with the full URL")
     chosen = [plan.unit(u) for u in units] if units else [
         u for u in plan.units if (s := r.unit(u.name)) is None or r.effective_status(s) in RUNNABLE]
     kw = _target_kw(plan, dict(path=path, url=url, api_key=api_key, prefer_grpc=prefer_grpc, grpc_port=grpc_port))
@@ -224,8 +229,9 @@ def rollout_run(name: str | None = None, *, units: list[str] | None = None, para
         def one(pu: PlannedUnit) -> UnitRun:
             if stop.is_set():
                 return UnitRun(pu.name, "pending")
-            return _run_unit(api, r, plan, pu, src_path, tgt, state_dir, batch_size, workers, full_verify, stop,
-                             _SharedProgress(progress, lock) if progress is not None else None, say)
+            return _run_unit(api, r, plan, pu, src_path, tgt, state_dir, dict(
+                batch_size=batch_size, workers=workers, checkpoint_seconds=checkpoint_seconds), full_verify, stop,
+                _SharedProgress(progress, lock) if progress is not None else None, say)
 
         with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="cortex-unit") as pool:
             res.units = list(pool.map(one, chosen))
@@ -267,7 +273,7 @@ def _tenant_setup(tgt: Target, plan: Plan, say: Any) -> None:
 
 
 def _run_unit(api: Any, r: Rollout, plan: Plan, pu: PlannedUnit, src_path: str, tgt: Target, state_dir: str,
-              batch_size: int, workers: int, full_verify: bool, stop: threading.Event, progress: Any,
+              migrate_kw: dict[str, Any], full_verify: bool, stop: threading.Event, progress: Any,
               say: Any) -> UnitRun:
     t0 = time.perf_counter()
     out = UnitRun(pu.name, "failed")
@@ -279,7 +285,7 @@ def _run_unit(api: Any, r: Rollout, plan: Plan, pu: PlannedUnit, src_path: str, 
         r.save_unit(u)
         try:
             s = api.migrate(src_path, plan.collection, source_type=plan.source_type, options=opts, target=tgt,
-                            batch_size=batch_size, workers=workers, build_index=False, state_dir=state_dir,
+                            **migrate_kw, build_index=False, state_dir=state_dir,
                             stop=stop, progress=progress, lock_collection=False,
                             on_event=lambda m: say(f"{pu.name}: {m}"),
                             command=f"cortex qdrant rollout run --name {r.name} --unit {pu.name}")

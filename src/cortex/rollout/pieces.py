@@ -67,14 +67,19 @@ class PieceStore:
                     out[d["name"]] = d
         return out
 
-    def mtimes(self) -> dict[str, float]:
-        """File name -> modification time, to notice a change cheaply (the router polls this)."""
+    def mtimes(self) -> dict[str, tuple[int, int, int]]:
+        """File name -> (inode, mtime ns, size), to notice a change cheaply (the router polls this).
+
+        Every write replaces the file by a new one (a new inode), so a change shows even within
+        the filesystem's timestamp granularity.
+        """
         if not self.dir.is_dir():
             return {}
         out = {}
         for p in self.dir.glob("*.json"):
             with contextlib.suppress(FileNotFoundError):
-                out[p.name] = p.stat().st_mtime_ns
+                st = p.stat()
+                out[p.name] = (st.st_ino, st.st_mtime_ns, st.st_size)
         return out
 
     @contextlib.contextmanager
