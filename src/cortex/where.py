@@ -44,6 +44,11 @@ class WhereError(CortexError):
     """A --where expression that does not parse (exit 2)."""
 
 
+class NotPushable(CortexError):
+    """The expression cannot be said in a store's own terms with the same meaning (sources then filter
+    while streaming; a target has no such fallback, and the message says why)."""
+
+
 # -- AST ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Cmp:
@@ -389,6 +394,10 @@ def to_qdrant(e: Expr, flavor: str = "client") -> Any:
     if flavor == "edge":
         import qdrant_edge as m
 
+        if _has_bool(e):  # measured: qdrant-edge-py 0.9 turns MatchValue(True) into MatchValue(1)
+            raise NotPushable("conditions on true/false cannot run on the embedded target: qdrant-edge-py 0.9 "
+                              "matches them as the integers 1/0; use a server target or a text/number field")
+
         def filt(must: Any = None, should: Any = None, must_not: Any = None) -> Any:
             return m.Filter(must=must, should=should, must_not=must_not)
 
@@ -453,5 +462,84 @@ def to_qdrant(e: Expr, flavor: str = "client") -> Any:
     return out if _is_filter(out) else filt(must=[out])
 
 
+def _has_bool(e: Expr) -> bool:
+    if isinstance(e, Cmp):
+        return isinstance(e.value, bool)
+    if isinstance(e, In):
+        return any(isinstance(v, bool) for v in e.values)
+    if isinstance(e, Not):
+        return _has_bool(e.item)
+    return any(_has_bool(i) for i in e.items)
+
+
 def _is_filter(x: Any) -> bool:
     return type(x).__name__ == "Filter"
+
+
+# -- arrow (Parquet, LanceDB): a mask over a record batch, before any row is decoded ----------------
+
+
+def arrow_mask(e: Expr, rb: Any) -> Any:
+    """A boolean ``pyarrow`` array: which rows of record batch ``rb`` satisfy ``e``; :class:`NotPushable` else.
+
+    Columns are compared with literals of their own kind (text, numbers, booleans, timestamps for
+    ranges); a null is false, as everywhere in this module.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = set(rb.schema.names)
+
+    def lit(col: Any, v: Value, op: str) -> Any:
+        t = col.type
+        if isinstance(v, bool):
+            if pa.types.is_boolean(t) and op in ("=", "!="):
+                return pa.scalar(v)
+        elif isinstance(v, int | float):
+            if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+                return pa.scalar(float(v) if pa.types.is_floating(t) or isinstance(v, float) else v)
+        elif op in RANGE_OPS:
+            if pa.types.is_timestamp(t):
+                d = time_literal(v)
+                d = d if t.tz else d.astimezone(_dt.UTC).replace(tzinfo=None)
+                return pa.scalar(d, type=t)
+        elif pa.types.is_string(t) or pa.types.is_large_string(t):
+            return pa.scalar(v, type=t)
+        raise NotPushable
+
+    fn = {"=": pc.equal, "!=": pc.not_equal, "<": pc.less, "<=": pc.less_equal, ">": pc.greater,
+          ">=": pc.greater_equal}
+
+    def go(x: Expr) -> Any:
+        if isinstance(x, Cmp | In) and x.field not in names:
+            raise NotPushable
+        if isinstance(x, Cmp):
+            col = rb.column(x.field)
+            return pc.fill_null(fn[x.op](col, lit(col, x.value, x.op)), False)
+        if isinstance(x, In):
+            col = rb.column(x.field)
+            hit = None
+            for v in x.values:
+                m = pc.fill_null(pc.equal(col, lit(col, v, "=")), False)
+                hit = m if hit is None else pc.or_(hit, m)
+            return pc.and_(pc.is_valid(col), pc.invert(hit)) if x.negated else hit
+        if isinstance(x, Not):
+            return pc.invert(go(x.item))
+        masks = [go(i) for i in x.items]
+        out = masks[0]
+        for m in masks[1:]:
+            out = pc.and_(out, m) if isinstance(x, And) else pc.or_(out, m)
+        return out
+
+    return go(e)
+
+
+def arrow_pushable(e: Expr, schema: Any) -> bool:
+    """Whether :func:`arrow_mask` can run ``e`` over record batches of ``schema``."""
+    import pyarrow as pa
+
+    try:
+        arrow_mask(e, pa.RecordBatch.from_pylist([], schema=schema))
+        return True
+    except NotPushable:
+        return False

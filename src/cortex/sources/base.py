@@ -183,9 +183,13 @@ class Source(ABC):
         for name in ("ids", "payloads", "metadata"):
             if getattr(o, name):
                 fp[name] = file_fingerprint(getattr(o, name))
-        for name in ("collection", "table", "query", "vector_column", "id_column", "where"):
+        for name in ("collection", "table", "query", "vector_column", "id_column"):
             if getattr(o, name):
                 fp[name] = getattr(o, name)
+        if o.where:
+            from cortex.where import parse, to_text
+
+            fp["where"] = to_text(parse(o.where))  # canonical: spacing and keyword case do not matter
         return fp
 
     def push_down_where(self, expr: Any) -> bool:
