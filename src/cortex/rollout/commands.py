@@ -68,6 +68,7 @@ def rollout_plan(source: str, *, by: str, collection: str | None = None, name: s
         raise ConflictError(f"rollout '{rname}' is planned for {old.source} by {old.by} into '{old.collection}'; "
                             "pass --replace to plan it anew, or --name to plan another rollout")
     counts: collections.Counter[Any] = collections.Counter()
+    shard_keys: dict[Any, set[Any]] = collections.defaultdict(set)
     missing = 0
     with open_source(source, source_type, opts) as src:
         info = src.info()
@@ -80,6 +81,8 @@ def rollout_plan(source: str, *, by: str, collection: str | None = None, name: s
                     missing += 1
                 else:
                     counts[v] += 1
+                    if shard_key_field:
+                        shard_keys[v].add((pl or {}).get(shard_key_field))
             if progress is not None:
                 progress.advance(b.read)
     if progress is not None:
@@ -87,7 +90,8 @@ def rollout_plan(source: str, *, by: str, collection: str | None = None, name: s
     if not counts:
         raise CortexError(f"{redact_url(source)}: no record has a payload field '{by}'; choose the field that "
                           "names a workspace or tenant with --by")
-    units = [PlannedUnit(name=str(v), value=v, where=_unit_where(base, by, v), count=n)
+    units = [PlannedUnit(name=str(v), value=v, where=_unit_where(base, by, v), count=n,
+                         shard_key=_one_key(shard_keys[v], v, by, shard_key_field) if shard_key_field else None)
              for v, n in sorted(counts.items(), key=lambda kv: str(kv[0]))]
     names = [u.name for u in units]
     if len(set(names)) != len(names):
@@ -108,6 +112,19 @@ def rollout_plan(source: str, *, by: str, collection: str | None = None, name: s
             with r.units.lock(u.name, f"unit {u.name} of rollout '{rname}'"):
                 r.save_unit(cur.model_copy(update={"planned": u.count}))
     return plan
+
+
+def _one_key(keys: set[Any], value: Any, by: str, field: str) -> str | int:
+    """The one shard key of a unit: its records' value of ``field`` (text or an unsigned integer)."""
+    if len(keys) != 1:
+        shown = ", ".join(sorted(map(repr, keys))[:5])
+        raise CortexError(f"unit {by} = {value!r} has {len(keys)} values of --shard-key-field {field} ({shown}); "
+                          "a unit goes to one shard key: use a field with one value per unit (e.g. the --by field)")
+    key = next(iter(keys))
+    if isinstance(key, bool) or not isinstance(key, str | int) or (isinstance(key, int) and key < 0):
+        raise CortexError(f"unit {by} = {value!r}: shard key {key!r} of field {field} is neither text nor an "
+                          "unsigned integer; Qdrant's custom shard keys are one of these")
+    return key
 
 
 def _no_password(source: str) -> str:
@@ -216,6 +233,19 @@ def rollout_run(name: str | None = None, *, units: list[str] | None = None, para
         with open_source(src_path, plan.source_type, plan.source_options()) as src:
             info = src.info()
         sparse, named = vector_config(info)
+        if plan.shard_key_field:
+            from cortex.rollout.sharding import require_sharding
+
+            require_sharding(tgt)
+            if tgt.collection_info(plan.collection) is None:
+                tgt.create_collection(plan.collection, info.dim or 0, resolve_distance(info, None),  # type: ignore[call-arg]
+                                      defer_indexing=True, sparse=sparse or None, named=named or None,
+                                      custom_sharding=True)
+                say(f"created collection '{plan.collection}' at {tgt.location} (custom sharding by "
+                    f"{plan.shard_key_field})")
+            for pu in chosen:
+                if tgt.create_shard_key(plan.collection, pu.shard_key):  # type: ignore[attr-defined]
+                    say(f"shard key {pu.shard_key!r} for unit {pu.name}")
         if prepare_collection(tgt, plan.collection, info.dim or 0, resolve_distance(info, None), True, False,
                               sparse=sparse, named=named):
             say(f"created collection '{plan.collection}' at {tgt.location}")
@@ -283,8 +313,13 @@ def _run_unit(api: Any, r: Rollout, plan: Plan, pu: PlannedUnit, src_path: str, 
         mid = migration_id(src_path, tgt.location, plan.collection, pu.where)
         u = u.moved_to("migrating", started=time.time(), error=None, migration_id=mid, verify=None)
         r.save_unit(u)
+        unit_target: Any = tgt
+        if pu.shard_key is not None and plan.shard_key_field:
+            from cortex.rollout.sharding import ShardKeyTarget
+
+            unit_target = ShardKeyTarget(tgt, pu.shard_key)
         try:
-            s = api.migrate(src_path, plan.collection, source_type=plan.source_type, options=opts, target=tgt,
+            s = api.migrate(src_path, plan.collection, source_type=plan.source_type, options=opts, target=unit_target,
                             **migrate_kw, build_index=False, state_dir=state_dir,
                             stop=stop, progress=progress, lock_collection=False,
                             on_event=lambda m: say(f"{pu.name}: {m}"),

@@ -25,6 +25,7 @@ class PlannedUnit(BaseModel):
     value: str | int | float | bool
     where: str  # the unit's subset of the source (canonical cortex.where text)
     count: int  # records planned (counted by `plan`)
+    shard_key: str | int | None = None  # with --shard-key-field: the unit's custom shard key
 
 
 class Plan(BaseModel):

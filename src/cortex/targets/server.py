@@ -157,7 +157,8 @@ class ServerTarget(Target):
 
     def create_collection(self, name: str, dim: int, distance: str, defer_indexing: bool = True, *,
                           sparse: dict[str, dict[str, Any]] | None = None,
-                          named: dict[str, dict[str, Any]] | None = None) -> None:
+                          named: dict[str, dict[str, Any]] | None = None, custom_sharding: bool = False) -> None:
+        """As :meth:`Target.create_collection`; ``custom_sharding``: sharding_method custom (shard keys)."""
         from qdrant_client import models
 
         def params(size: int, dist: str) -> Any:
@@ -177,6 +178,7 @@ class ServerTarget(Target):
             vectors_config=vectors,
             sparse_vectors_config=sparse_cfg,
             optimizers_config=models.OptimizersConfigDiff(indexing_threshold=threshold) if defer_indexing else None,
+            **({"sharding_method": models.ShardingMethod.CUSTOM} if custom_sharding else {}),
         ))
 
     def delete_collection(self, name: str) -> None:
@@ -185,24 +187,35 @@ class ServerTarget(Target):
     def upsert(self, name: str, ids: list[int | str], vectors: np.ndarray,
                payloads: list[dict[str, Any]] | None, *,
                sparse: dict[str, list[tuple[list[int], list[float]] | None]] | None = None,
-               named: dict[str, np.ndarray] | None = None) -> None:
+               named: dict[str, np.ndarray] | None = None, shard_key: str | int | None = None) -> None:
+        """As :meth:`Target.upsert`; ``shard_key``: into that custom shard key (custom sharding)."""
+        sk = {"shard_key": shard_key} if shard_key is not None else {}
         if self.prefer_grpc:
             up = self._uploader or self._make_uploader()
             if sparse or named:
                 self._call(f"upsert into '{name}'", lambda: up.upsert(name, ids, vectors, payloads,
-                                                                      sparse=sparse, named=named))
+                                                                      sparse=sparse, named=named, **sk))
             else:
-                self._call(f"upsert into '{name}'", lambda: up.upsert(name, ids, vectors, payloads))
+                self._call(f"upsert into '{name}'", lambda: up.upsert(name, ids, vectors, payloads, **sk))
             return
         from qdrant_client import models
 
+        rest = {"shard_key_selector": shard_key} if shard_key is not None else {}
         if sparse or named:
             points = [models.PointStruct(id=i, vector=v, payload=payloads[k] if payloads is not None else None)
                       for k, (i, v) in enumerate(zip(ids, _vector_dicts(vectors, sparse, named), strict=True))]
-            self._call(f"upsert into '{name}'", lambda: self.client.upsert(name, points=points, wait=True))
+            self._call(f"upsert into '{name}'", lambda: self.client.upsert(name, points=points, wait=True, **rest))
             return
         batch = models.Batch(ids=list(ids), vectors=vectors.tolist(), payloads=payloads)
-        self._call(f"upsert into '{name}'", lambda: self.client.upsert(name, points=batch, wait=True))
+        self._call(f"upsert into '{name}'", lambda: self.client.upsert(name, points=batch, wait=True, **rest))
+
+    def create_shard_key(self, name: str, key: str | int) -> bool:
+        """Create custom shard key ``key`` on a collection made with ``custom_sharding``; False when it exists."""
+        have = self._call(f"list shard keys of '{name}'", lambda: self.client.list_shard_keys(name))
+        if any(getattr(sk, "key", sk) == key for sk in (getattr(have, "shard_keys", None) or [])):
+            return False
+        self._call(f"create shard key {key!r} on '{name}'", lambda: self.client.create_shard_key(name, key))
+        return True
 
     def _make_uploader(self) -> Any:
         from cortex.targets.grpc_upload import GrpcUploader
