@@ -146,9 +146,14 @@ def test_lancedb(tmp_path: Path) -> None:
     import pyarrow as pa
 
     db = lancedb.connect(str(tmp_path / "ldb"))
-    db.create_table("docs", pa.table({"id": list(range(N)),
-                                      "vector": pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), DIM)}))
-    _check(str(tmp_path / "ldb"), 3, opts=SourceOptions(table="docs"), structural=False)
+    def rows(lo: int, hi: int) -> pa.Table:
+        return pa.table({"id": list(range(lo, hi)),
+                         "vector": pa.FixedSizeListArray.from_arrays(pa.array(X[lo:hi].ravel()), DIM)})
+
+    t = db.create_table("docs", rows(0, 100))
+    t.add(rows(100, N))  # two fragments
+    _check(str(tmp_path / "ldb"), 3, opts=SourceOptions(table="docs"))
+    _check(str(tmp_path / "ldb"), 7, opts=SourceOptions(table="docs"))
 
 
 def test_milvus(tmp_path: Path) -> None:
@@ -206,7 +211,14 @@ def test_pgvector(pg_server: PgServer) -> None:  # noqa: F811
     with psycopg.connect(pg_server.url, autocommit=True) as conn, conn.cursor() as cur:
         cur.executemany("INSERT INTO parts VALUES (%s, %s::vector)",
                         [(i * 3, "[" + ",".join(map(str, X[i].tolist())) + "]") for i in range(N)])
-    _check(pg_server.url, 3, opts=SourceOptions(table="parts"), structural=False)
+    _check(pg_server.url, 3, opts=SourceOptions(table="parts"))  # primary-key ranges
+    _check(pg_server.url, 7, opts=SourceOptions(table="parts"))
+    pg_server.sql("DROP TABLE IF EXISTS pairs2")
+    pg_server.sql("CREATE TABLE pairs2 (t int, d text, v vector(2), PRIMARY KEY (t, d))")
+    pg_server.sql("INSERT INTO pairs2 SELECT t, 'd' || d, '[1,2]' FROM generate_series(1, 5) t, "
+                  "generate_series(1, 9) d")
+    _check(pg_server.url, 4, opts=SourceOptions(table="pairs2"))  # a composite key: ranges of (t, d)
+    _check(pg_server.url, 50, opts=SourceOptions(table="pairs2"), structural=False)  # fewer rows than pieces
 
 
 # -- running partitions -------------------------------------------------------------------------------
