@@ -6,7 +6,8 @@ Each run migrates the same ``.npy`` into a fresh collection of the real-engine g
 (tests/qdrant_grpc_server: Qdrant Edge behind Qdrant's gRPC API, in its own process), and checks the
 collection holds every point. Printed: wall time, points/s, and each ratio to the single-process run.
 On one 2-core machine the server shares the cores with the writers, so this shows the overhead and
-the scaling of Cortex's side, not a cluster's throughput (docs/scale.md has the paper model).
+the scaling of Cortex's side, not a cluster's throughput (docs/scale.md has the paper model). The index
+is left deferred in every run (``build_index=False``): the load is what is compared.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def _run(label: str, server: QdrantGrpcServer, src: Path, n: int, state: Path, *
     collection = label.replace(" ", "-")
     t0 = time.perf_counter()
     s = migrate(str(src), collection, url=server.url, grpc_port=server.port, state_dir=str(state / collection),
-                **kw)
+                build_index=False, **kw)
     dt = time.perf_counter() - t0
     have = server.target().count(collection)
     assert s.written == n and have == n, (label, s.written, have)

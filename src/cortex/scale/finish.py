@@ -41,7 +41,7 @@ def merged(records: list[dict[str, Any]], n: int) -> tuple[dict[str, int], list[
 def finish_partitions(*, source: str, collection: str, partitions: int | None, state_dir: str,
                       source_type: str | None = None, options: Any = None, target: Any = None,
                       on_event: Any = None, retries: int = 8, retry_max_seconds: float = 30.0,
-                      **target_kw: Any) -> MigrationSummary:
+                      build_index: bool = True, **target_kw: Any) -> MigrationSummary:
     """Build the index of a collection written by ``partitions`` pieces and check it holds them all."""
     from cortex.api import _target
 
@@ -69,11 +69,12 @@ def finish_partitions(*, source: str, collection: str, partitions: int | None, s
                                    target=tgt.location, dim=info.dim or 0, distance=info.distance or "", **totals)
         policy = RetryPolicy(retries=retries, max_seconds=retry_max_seconds)
         summary.payload_indexes = create_payload_indexes(tgt, collection, info, policy, summary.warnings)
-        say(f"all {partitions} partitions done; optimizing the collection (the HNSW build takes minutes on large "
-            "collections) ...")
-        t_index = time.perf_counter()
-        _finish_load(tgt, collection)
-        summary.index_seconds = round(time.perf_counter() - t_index, 3)
+        if build_index:  # False: left deferred for a later `cortex qdrant optimize`
+            say(f"all {partitions} partitions done; optimizing the collection (the HNSW build takes minutes on "
+                "large collections) ...")
+            t_index = time.perf_counter()
+            _finish_load(tgt, collection)
+            summary.index_seconds = round(time.perf_counter() - t_index, 3)
         expected = totals["written"] - totals["duplicates"]
         have = tgt.count(collection)
         write_json(pieces_dir(state_dir, mid) / "finished.json",

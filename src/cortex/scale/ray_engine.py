@@ -162,8 +162,9 @@ def migrate_with_ray(*, source: str, collection: str, partitions: int | None, ra
     finally:
         if progress is not None:
             progress.stop()
+    rest = {k: v for k, v in args.items() if k not in ("source", "collection", "url")}
     summary = migrate(source=args["source"], collection=collection, partitions=n, finish=True, url=url,
-                      on_event=say, **{k: v for k, v in args.items() if k not in ("source", "collection", "url")})
+                      on_event=say, build_index=kwargs.get("build_index", True), **rest)
     summary.source = source
     summary.seconds = round(time.perf_counter() - t_start, 3)
     return summary
