@@ -79,6 +79,11 @@ def migrate(
     on_event: Event | None = None,
     command: str | None = None,
     lock_collection: bool = True,
+    partitions: int | None = None,
+    partition: int | None = None,
+    finish: bool = False,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> MigrationSummary:
     """Migrate ``source`` into ``collection``, resuming a checkpointed run of the same pair.
 
@@ -90,21 +95,48 @@ def migrate(
     (status ``interrupted``, checkpoint saved).  ``options.where`` migrates a subset, its own
     resumable migration.  ``lock_collection=False``: the caller holds the embedded collection's
     lock (a rollout running several subsets into one collection from one process).
+
+    Partitions (:mod:`cortex.scale`): ``partitions=N, partition=I`` migrates piece I of N as its own
+    resumable migration (its index is built by ``finish=True`` once every piece is done);
+    ``engine="ray"`` runs all N pieces as Ray tasks, then finishes.
     """
     say = on_event or (lambda _m: None)
     shown = redact_url(source)  # no password in messages
     if batch_size < 1:
         raise SourceError("--batch-size must be at least 1")
+    args = {k: v for k, v in locals().items() if k not in ("say", "shown")}
+    if engine not in ("local", "ray"):
+        raise SourceError(f"--engine {engine!r}: choose local or ray")
+    if engine == "ray":
+        from cortex.scale.ray_engine import migrate_with_ray
+
+        return migrate_with_ray(**args)
+    if finish:
+        from cortex.scale.finish import finish_partitions
+
+        return finish_partitions(**args)
+    from cortex.scale.partitions import Piece, PieceStore, partition_source
+
+    piece = Piece.of(partitions, partition)
+    build_index = build_index and piece is None  # a partition leaves the index to --finish
     src = open_source(source, source_type, options)
+    if piece is not None:
+        src = partition_source(src, piece)
     tgt: Target | None = None
     own = False
     store: StateStore | None = None
     try:
         tgt, own = _target(target, dict(path=path, url=url, api_key=api_key, prefer_grpc=prefer_grpc,
                                         grpc_port=grpc_port))
-        store = None if dry_run else StateStore(state_dir)
         where = _where_text(options)
         mid = migration_id(source, tgt.location, collection, where)
+        if dry_run:
+            store = None
+        elif piece is not None:
+            store = PieceStore(state_dir, mid, piece)
+            mid = store.record_id
+        else:
+            store = StateStore(state_dir)
         if store is not None:
             _lock(store, mid, source, tgt, collection, lock_collection)
         rec = store.get(mid) if store is not None else None
@@ -267,7 +299,13 @@ def _lock(store: StateStore, mid: str, source: str, tgt: Target, collection: str
 def _start_over(store: StateStore | None, rec: MigrationRecord, tgt: Target, say: Event, why: str) -> None:
     """Forget a migration's checkpoint; a collection it created is deleted, so the new run yields exactly the source."""
     assert store is not None
-    if (rec.created_collection or rec.phase == "creating") and rec.collection in tgt.list_collections():
+    if rec.where and rec.phase != "creating" and rec.collection in tgt.list_collections():
+        from cortex.where import parse
+
+        # a --where subset shares the collection with other subsets: only its own points go
+        say(f"{why}: deleting the points of '{rec.collection}' where {rec.where} to start this subset over")
+        tgt.delete_points(rec.collection, parse(rec.where))
+    elif (rec.created_collection or rec.phase == "creating") and rec.collection in tgt.list_collections():
         say(f"{why}: deleting collection '{rec.collection}' (created by this migration) to start over")
         tgt.delete_collection(rec.collection)
     if rec.seen_log:
@@ -324,11 +362,18 @@ def migrations(state_dir: str = DEFAULT_STATE_DIR) -> list[dict[str, Any]]:
     A record left ``running`` by a process that died without saying so (SIGKILL, power loss)
     shows as ``interrupted``: its lock is free.
     """
+    from cortex.scale.partitions import all_pieces
+
+    pieces = []
+    for d in all_pieces(state_dir):  # partitions: one file each
+        d["rejected"] = d.get("counts", {}).get("rejected", 0)
+        d["progress"] = d.get("counts", {}).get("read", 0)
+        pieces.append(d)
     if not Path(state_dir, "state.sqlite").exists():
-        return []
+        return pieces
     store = StateStore(state_dir)
     try:
-        out = []
+        out = pieces
         for r in store.all():
             d = r.to_dict()
             if r.status == "running" and not store.is_locked(r.id):

@@ -96,6 +96,7 @@ def where_sql(expr: Any, columns: dict[str, str]) -> Any:
     return go(expr)
 
 
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
@@ -120,7 +121,7 @@ class PgvectorSource(Source):
         super().__init__(path, options)
         self._conn: Any = None
         self._meta: dict[str, Any] | None = None
-        self._where: Any = None  # --where pushed down: a SQL condition (psycopg.sql)
+        self._subset: Any = None  # --where pushed down: a SQL condition (psycopg.sql)
 
     @classmethod
     def detect(cls, path: str) -> bool:
@@ -335,21 +336,22 @@ class PgvectorSource(Source):
 
     # -- contract -----------------------------------------------------------------------------------
 
-    def _count(self, subset: bool = False) -> int:
+    def _count(self, scoped: bool = True) -> int:
+        """Rows to read (of the partition, when one is set; ``scoped=False``: of the whole relation)."""
         from psycopg import sql
 
-        where = sql.SQL(" WHERE {}").format(self._where) if subset and self._where is not None else sql.SQL("")
-        return int(self._query(sql.SQL("SELECT count(*) FROM {}{}").format(self.describe()["rel"], where))[0][0])
+        meta = self.describe()
+        where = self._where(meta) if scoped else sql.SQL("")
+        return int(self._query(sql.SQL("SELECT count(*) FROM {} {}").format(meta["rel"], where))[0][0])
 
     def push_down_where(self, expr: Any) -> bool:
         """--where as a SQL WHERE on the payload columns (when every condition maps to one)."""
-        cond = where_sql(expr, {c["name"]: c["typname"] for c in self.describe()["payload"]})
-        self._where = cond
-        return cond is not None
+        self._subset = where_sql(expr, {c["name"]: c["typname"] for c in self.describe()["payload"]})
+        return self._subset is not None
 
     def info(self) -> SourceInfo:
         meta = self.describe()
-        count = self._count(subset=True)
+        count = self._count()
         if count == 0:
             raise SourceError(f"{meta['name']}: no rows; nothing to migrate")
         if meta["dim"] is None:
@@ -376,16 +378,46 @@ class PgvectorSource(Source):
 
         return sql.SQL(", ").join(sql.Identifier(c) for c in meta["id_columns"])
 
-    def _after(self, meta: dict[str, Any], last: list[Any]) -> Any:
-        """``WHERE (ids) > (last values)``: literals cast to the id columns' types."""
+    def _compare(self, meta: dict[str, Any], op: str, values: list[Any]) -> Any:
+        """``(ids) <op> (values)``: literals cast to the id columns' types."""
         from psycopg import sql
 
-        if len(last) != len(meta["id_columns"]):
+        if len(values) != len(meta["id_columns"]):
             raise SourceError(f"{meta['name']}: the resume cursor does not match the id columns "
                               f"{meta['id_columns']}; restart the migration")
         lits = [sql.SQL("{}::{}").format(sql.Literal(v if isinstance(v, int) else str(v)), sql.SQL(c["fmt"]))
-                for v, c in zip(last, meta["id_types"], strict=True)]
-        return sql.SQL("WHERE ({}) > ({})").format(self._order(meta), sql.SQL(", ").join(lits))
+                for v, c in zip(values, meta["id_types"], strict=True)]
+        return sql.SQL("({}) {} ({})").format(self._order(meta), sql.SQL(op), sql.SQL(", ").join(lits))
+
+    def _where(self, meta: dict[str, Any], resume: Any = None) -> Any:
+        """``WHERE`` of the rows to read: after the resume cursor (or the partition's start), up to its end."""
+        from psycopg import sql
+
+        scope = self.scope or {}
+        after = resume["last"] if resume else scope.get("after")
+        conds = [self._compare(meta, ">", after)] if after is not None else []
+        if scope.get("upto") is not None:
+            conds.append(self._compare(meta, "<=", scope["upto"]))
+        if self._subset is not None:
+            conds.append(self._subset)
+        return sql.SQL("WHERE {}").format(sql.SQL(" AND ").join(conds)) if conds else sql.SQL("")
+
+    def split(self, n: int) -> list[Any] | None:
+        """Primary-key ranges of equal row counts (None without a key, or with fewer rows than partitions)."""
+        from psycopg import sql
+
+        meta = self.describe()
+        count = self._count(scoped=False)
+        if not meta["id_columns"] or count < n:
+            return None
+        ids = sql.SQL(", ").join(sql.Identifier(c) for c in meta["id_columns"])
+        edges: list[Any] = [None]
+        for j in range(1, n):
+            row = self._query(sql.SQL("SELECT {} FROM {} ORDER BY {} OFFSET {} LIMIT 1").format(
+                ids, meta["rel"], self._order(meta), sql.Literal(count * j // n - 1)))
+            edges.append([v if isinstance(v, int) else str(v) for v in row[0]])
+        edges.append(None)
+        return [{"after": edges[j], "upto": edges[j + 1]} for j in range(n)]
 
     def _select(self, meta: dict[str, Any], resume: Any) -> Any:
         from psycopg import sql
@@ -397,10 +429,7 @@ class PgvectorSource(Source):
             args = sql.SQL(", ").join(sql.SQL("{}, {}").format(sql.Literal(c["name"]), sql.Identifier(c["name"]))
                                       for c in pay[lo:lo + _JSON_CHUNK])
             items.append(sql.SQL("json_build_object({})").format(args))
-        where = self._after(meta, resume["last"]) if resume else sql.SQL("")
-        if self._where is not None:
-            where = sql.SQL("{} AND {}").format(where, self._where) if resume else sql.SQL("WHERE {}").format(
-                self._where)
+        where = self._where(meta, resume)
         return sql.SQL("SELECT {items} FROM {rel} {where} ORDER BY {order}").format(
             items=sql.SQL(", ").join(items), rel=meta["rel"], where=where, order=self._order(meta))
 
@@ -512,7 +541,7 @@ class PgvectorSource(Source):
         op = _OPERATOR[dist]
         q = np.asarray(queries, dtype=np.float32).reshape(-1, meta["dim"])
         conn = self._db()
-        subset = sql.SQL(" AND {}").format(self._where) if self._where is not None else sql.SQL("")
+        subset = sql.SQL(" AND {}").format(self._subset) if self._subset is not None else sql.SQL("")
         stmt = sql.SQL("SELECT {ids}, {col} {op} %s::{typ} AS d FROM {rel} WHERE {col} IS NOT NULL{subset} "
                        "ORDER BY d LIMIT %s").format(
             ids=sql.SQL(", ").join(self._id_exprs(meta)), col=sql.Identifier(meta["vector_column"]),
@@ -550,7 +579,7 @@ class PgvectorSource(Source):
         order = self._order(meta)
         desc = sql.SQL(", ").join(sql.SQL("{} DESC").format(sql.Identifier(c)) for c in meta["id_columns"])
         db, host, port = self._query("SELECT current_database(), inet_server_addr()::text, inet_server_port()")[0]
-        count = self._count()
+        count = self._count(scoped=False)
         maxid = self._query(sql.SQL("SELECT {} FROM {} ORDER BY {} LIMIT 1").format(
             sql.SQL(", ").join(self._id_exprs(meta)), meta["rel"], desc))
         h = hashlib.sha256()
