@@ -183,6 +183,12 @@ def test_migrate_and_verify_a_subset(tmp_path: Path) -> None:
     assert again.written == want and again.seconds == 0.0  # the same subset (same canonical text): already done
     rep = api.verify("sub", source=path, options=o, path=str(tmp_path / "qs"), full=True)
     assert rep.ok and rep.actual_count == want
+    # --restart of one subset deletes only its own points (the first subset created the collection)
+    s3 = api.migrate(path, "sub", options=o, path=str(tmp_path / "qs"), state_dir=str(tmp_path / ".cortex"),
+                     restart=True)
+    assert s3.written == want and s3.resumed_from == 0
+    rep = api.verify("sub", source=path, options=o2, path=str(tmp_path / "qs"), full=True)
+    assert rep.ok and rep.actual_count == s2.written
     recs = api.migrations(str(tmp_path / ".cortex"))
     assert sorted(r["where"] for r in recs) == ["workspace_id = 'ws-0'", to_text(parse(where))]
 
