@@ -208,3 +208,18 @@ def test_cli_where_flag(cli, tmp_path: Path) -> None:
     assert r.exit_code == 0 and len((tmp_path / "o.jsonl").read_text().splitlines()) == 1
     r = cli("qdrant", "migrate", "--source", str(p), "--target", "c", "--where", "n <")
     assert r.exit_code == 2 and "at position 4" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_compare_a_subset(cli, tmp_path: Path) -> None:
+    p = tmp_path / "e.jsonl"
+    p.write_text("".join(json.dumps({"id": r["id"], "vector": X[r["id"]].tolist(),
+                                     "payload": {"workspace_id": r["workspace_id"], "n": r["n"]}}) + "\n"
+                         for r in ROWS))
+    assert cli("qdrant", "migrate", "--source", str(p), "--target", "c").exit_code == 0
+    r = cli("qdrant", "compare", "--source", str(p), "--collection", "c", "--where", "workspace_id = 'ws-2'",
+            "--num-queries", "20", "--k", "5", "--json")
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    # both sides search only ws-2 (Qdrant with the same filter), so recall against the subset's truth is exact
+    assert d["qdrant"]["recall"] == 1.0 and d["old"]["recall"] == 1.0
+    assert d["matching_points"] == sum(1 for r in ROWS if r["workspace_id"] == "ws-2")
