@@ -21,7 +21,8 @@ from cortex.cli_options import source_flags, target_flags
 from cortex.errors import ExitCode
 
 rollout = typer.Typer(help="Rolling migration: plan units (one per workspace), migrate and verify them, "
-                           "promote or revert each one.", no_args_is_help=True, rich_markup_mode="rich")
+                           "promote or revert each one.", no_args_is_help=True, rich_markup_mode="rich",
+                      epilog="Example: cortex qdrant rollout plan --source export.jsonl --by workspace_id")
 qdrant.add_typer(rollout, name="rollout")
 
 NameOpt = Annotated[str | None, typer.Option("--name", help="The rollout (default: the only one in --state-dir).")]
