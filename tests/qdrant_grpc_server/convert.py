@@ -421,9 +421,12 @@ def field_schema(m: g.CreateFieldIndexCollection) -> Any:
     return getattr(q.PayloadSchemaType, name)
 
 
-def payload_schema_out(info: Any) -> dict[str, g.PayloadSchemaInfo]:
-    out = {}
-    for field, idx in info.payload_schema.items():
-        name = str(idx.data_type).split(".")[-1]
-        out[field] = g.PayloadSchemaInfo(data_type=g.PayloadSchemaType.Value(name), points=int(idx.points or 0))
+def payload_schema_out(infos: list[Any]) -> dict[str, g.PayloadSchemaInfo]:
+    """The payload indexes of a collection's shards (points summed)."""
+    out: dict[str, g.PayloadSchemaInfo] = {}
+    for info in infos:
+        for field, idx in info.payload_schema.items():
+            name = str(idx.data_type).split(".")[-1]
+            entry = out.setdefault(field, g.PayloadSchemaInfo(data_type=g.PayloadSchemaType.Value(name), points=0))
+            entry.points += int(idx.points or 0)
     return out
