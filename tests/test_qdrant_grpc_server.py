@@ -290,3 +290,22 @@ def test_custom_sharding_with_shard_keys(client) -> None:
     assert client.count("sk").count == 28
     assert code_of(lambda: client.count("sk", shard_key_selector="us")) == grpc.StatusCode.NOT_FOUND
     client.delete_collection("sk")
+
+
+def test_batch_update_and_vector_updates(client) -> None:
+    client.create_collection("ub", vectors_config={"a": models.VectorParams(size=2, distance=models.Distance.DOT),
+                                                   "b": models.VectorParams(size=2, distance=models.Distance.DOT)})
+    res = client.batch_update_points("ub", update_operations=[
+        models.UpsertOperation(upsert=models.PointsList(points=[
+            models.PointStruct(id=i, vector={"a": [1.0, float(i)], "b": [0.0, 1.0]}, payload={"i": i})
+            for i in range(5)])),
+        models.SetPayloadOperation(set_payload=models.SetPayload(payload={"x": 1}, points=[1, 2])),
+        models.DeleteOperation(delete=models.PointIdsList(points=[4])),
+    ])
+    assert len(res) == 3
+    assert client.count("ub").count == 4
+    assert client.retrieve("ub", [1])[0].payload == {"i": 1, "x": 1}
+    client.update_vectors("ub", points=[models.PointVectors(id=0, vector={"a": [9.0, 9.0]})])
+    client.delete_vectors("ub", vectors=["b"], points=[3])
+    got = {r.id: r.vector for r in client.retrieve("ub", [0, 3], with_vectors=True)}
+    assert got[0] == {"a": [9.0, 9.0], "b": [0.0, 1.0]} and got[3] == {"a": [1.0, 3.0]}

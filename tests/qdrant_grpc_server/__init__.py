@@ -17,7 +17,8 @@ check).  In pytest, use the fixtures of ``tests/grpc_server_fixture.py``.
 Implemented: HealthCheck; collections Create / Get / List / Exists / Update / Delete; UpdateAliases
 (atomic: all actions or none), ListAliases, ListCollectionAliases, aliases resolved on every call;
 points Upsert, Get, Scroll (filter, offset, limit, order_by, with_payload / with_vectors), Count,
-Delete (ids or filter), Set/Overwrite/Delete/ClearPayload, Query (nearest by vector or id, dense /
+Delete (ids or filter), Set/Overwrite/Delete/ClearPayload, UpdateVectors, DeleteVectors, UpdateBatch
+(applied in order under one hold of the collection lock), Query (nearest by vector or id, dense /
 sparse / multi-vector, prefetch + RRF / DBSF fusion, order_by, sample, recommend), QueryBatch,
 Search, SearchBatch, CreateFieldIndex, DeleteFieldIndex; snapshots Create / List / Delete; custom
 sharding: CreateShardKey / DeleteShardKey / ListShardKeys, one Edge shard per shard key, writes to the
@@ -42,7 +43,7 @@ Where it differs from a real Qdrant server:
   quantization / on_disk; changing a sparse vector's modifier and strict mode are refused.
 - Snapshots are tar archives of the flushed Edge shard directory, not a server's snapshot format.
 - Not implemented: inference (documents / images), formula / MMR / discover / context queries,
-  ``lookup_from``, groups, facets, matrix search, UpdateBatch, vector updates, strict mode.
+  ``lookup_from``, groups, facets, matrix search, strict mode, named-vector creation / deletion.
 - Errors carry a server's status codes and message style, not always its exact wording.
 """
 

@@ -136,6 +136,71 @@ def _id_order(pid: Any) -> tuple[int, int]:
     return (0, pid) if isinstance(pid, int) else (1, uuid.UUID(str(pid)).int)
 
 
+def _ids_or_filter(sel: Any) -> tuple[list[Any] | None, Any]:
+    if sel is None:
+        raise BadRequest("Wrong input: points_selector is required")
+    return _selector_ids_or_filter(sel)
+
+
+def _upsert_op(m: Any) -> Any:
+    points = [cv.point_in(p) for p in m.points]
+    kw: dict[str, Any] = {}
+    if m.HasField("update_filter"):
+        kw["condition"] = cv.filter_in(m.update_filter)
+    if m.HasField("update_mode"):
+        kw["update_mode"] = {g.UpdateMode.InsertOnly: q.UpdateMode.InsertOnly,
+                             g.UpdateMode.UpdateOnly: q.UpdateMode.UpdateOnly}.get(m.update_mode, q.UpdateMode.Upsert)
+    return q.UpdateOperation.upsert_points(points, **kw)
+
+
+def _delete_op(sel: g.PointsSelector) -> Any:
+    ids, flt = _selector_ids_or_filter(sel)
+    return q.UpdateOperation.delete_points(ids) if ids is not None else q.UpdateOperation.delete_points_by_filter(flt)
+
+
+def _payload_op(m: Any, name: str) -> Any:
+    payload = grpc_to_payload(m.payload)
+    key = m.key if m.HasField("key") else None
+    ids, flt = _ids_or_filter(m.points_selector if m.HasField("points_selector") else None)
+    if ids is not None:
+        return getattr(q.UpdateOperation, name)(ids, payload, key)
+    return getattr(q.UpdateOperation, f"{name}_by_filter")(flt, payload, key)
+
+
+def _delete_payload_op(m: Any) -> Any:
+    ids, flt = _ids_or_filter(m.points_selector if m.HasField("points_selector") else None)
+    keys = list(m.keys)
+    return (q.UpdateOperation.delete_payload(ids, keys) if ids is not None
+            else q.UpdateOperation.delete_payload_by_filter(flt, keys))
+
+
+def _clear_payload_op(sel: g.PointsSelector) -> Any:
+    ids, flt = _selector_ids_or_filter(sel)
+    return q.UpdateOperation.clear_payload(ids) if ids is not None else q.UpdateOperation.clear_payload_by_filter(flt)
+
+
+def _update_vectors_op(m: Any) -> Any:
+    pvs = [q.PointVectors(cv.point_id(p.id), cv.vectors_in(p.vectors)) for p in m.points]
+    flt = cv.filter_in(m.update_filter) if m.HasField("update_filter") else None
+    return q.UpdateOperation.update_vectors(pvs, condition=flt)
+
+
+def _delete_vectors_op(m: Any) -> Any:
+    ids, flt = _ids_or_filter(m.points_selector if m.HasField("points_selector") else None)
+    names = list(m.vectors.names)
+    return (q.UpdateOperation.delete_vectors(ids, names) if ids is not None
+            else q.UpdateOperation.delete_vectors_by_filter(flt, names))
+
+
+_BATCH_OPS: dict[str, Any] = {
+    "upsert": _upsert_op, "delete_points": lambda m: _delete_op(m.points), "delete_deprecated": _delete_op,
+    "set_payload": lambda m: _payload_op(m, "set_payload"),
+    "overwrite_payload": lambda m: _payload_op(m, "overwrite_payload"), "delete_payload": _delete_payload_op,
+    "clear_payload": lambda m: _clear_payload_op(m.points), "clear_payload_deprecated": _clear_payload_op,
+    "update_vectors": _update_vectors_op, "delete_vectors": _delete_vectors_op,
+}
+
+
 class Points(g.PointsServicer):
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -155,52 +220,50 @@ class Points(g.PointsServicer):
 
     # -- writes ----------------------------------------------------------------------------------
     def Upsert(self, request, context):  # noqa: N802
-        points = [cv.point_in(p) for p in request.points]  # converted before taking the collection lock
-        kw: dict[str, Any] = {}
-        if request.HasField("update_filter"):
-            kw["condition"] = cv.filter_in(request.update_filter)
-        if request.HasField("update_mode"):
-            kw["update_mode"] = {g.UpdateMode.InsertOnly: q.UpdateMode.InsertOnly,
-                                 g.UpdateMode.UpdateOnly: q.UpdateMode.UpdateOnly}.get(request.update_mode,
-                                                                                        q.UpdateMode.Upsert)
-        return self._update(request, q.UpdateOperation.upsert_points(points, **kw))
+        return self._update(request, _upsert_op(request))  # converted before taking the collection lock
 
     def Delete(self, request, context):  # noqa: N802
-        ids, flt = _selector_ids_or_filter(request.points)
-        op = q.UpdateOperation.delete_points(ids) if ids is not None else q.UpdateOperation.delete_points_by_filter(flt)
-        return self._update(request, op)
+        return self._update(request, _delete_op(request.points))
 
     def SetPayload(self, request, context):  # noqa: N802
-        return self._payload_op(request, "set_payload")
+        return self._update(request, _payload_op(request, "set_payload"))
 
     def OverwritePayload(self, request, context):  # noqa: N802
-        return self._payload_op(request, "overwrite_payload")
-
-    def _payload_op(self, request: Any, name: str) -> g.PointsOperationResponse:
-        payload = grpc_to_payload(request.payload)
-        key = request.key if request.HasField("key") else None
-        if not request.HasField("points_selector"):
-            raise BadRequest("Wrong input: points_selector is required")
-        ids, flt = _selector_ids_or_filter(request.points_selector)
-        if ids is not None:
-            op = getattr(q.UpdateOperation, name)(ids, payload, key)
-        else:
-            op = getattr(q.UpdateOperation, f"{name}_by_filter")(flt, payload, key)
-        return self._update(request, op)
+        return self._update(request, _payload_op(request, "overwrite_payload"))
 
     def DeletePayload(self, request, context):  # noqa: N802
-        if not request.HasField("points_selector"):
-            raise BadRequest("Wrong input: points_selector is required")
-        ids, flt = _selector_ids_or_filter(request.points_selector)
-        keys = list(request.keys)
-        op = (q.UpdateOperation.delete_payload(ids, keys) if ids is not None
-              else q.UpdateOperation.delete_payload_by_filter(flt, keys))
-        return self._update(request, op)
+        return self._update(request, _delete_payload_op(request))
 
     def ClearPayload(self, request, context):  # noqa: N802
-        ids, flt = _selector_ids_or_filter(request.points)
-        op = q.UpdateOperation.clear_payload(ids) if ids is not None else q.UpdateOperation.clear_payload_by_filter(flt)
-        return self._update(request, op)
+        return self._update(request, _clear_payload_op(request.points))
+
+    def UpdateVectors(self, request, context):  # noqa: N802
+        return self._update(request, _update_vectors_op(request))
+
+    def DeleteVectors(self, request, context):  # noqa: N802
+        return self._update(request, _delete_vectors_op(request))
+
+    def UpdateBatch(self, request, context):  # noqa: N802
+        """The operations in order, under one hold of the collection lock (no other call sees half of them)."""
+        t0 = time.perf_counter()
+        ops = []
+        for o in request.operations:
+            kind = o.WhichOneof("operation")
+            m = getattr(o, kind) if kind else None
+            build = _BATCH_OPS.get(kind or "")
+            if build is None:
+                raise BadRequest(f"Wrong input: unknown batch operation {kind!r}")
+            ops.append((build(m), _selector(m)))
+        c = self.store.get(request.collection_name)
+        with c.lock:
+            for op, selector in ops:
+                with c.use(selector, write=True) as shards:
+                    for shard in shards:
+                        shard.update(op)
+        wait = request.wait if request.HasField("wait") else False
+        status = g.UpdateStatus.Completed if wait else g.UpdateStatus.Acknowledged
+        return g.UpdateBatchResponse(result=[g.UpdateResult(operation_id=next(self._ops), status=status)
+                                             for _ in ops], time=_since(t0))
 
     def _every_shard(self, request: Any, op: Any) -> g.PointsOperationResponse:
         t0 = time.perf_counter()
