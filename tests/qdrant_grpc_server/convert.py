@@ -7,7 +7,9 @@ does not implement.
 
 from __future__ import annotations
 
+import sys
 import uuid
+from array import array
 from typing import Any
 
 import qdrant_edge as q
@@ -60,11 +62,26 @@ def point_id_out(pid: Any) -> g.PointId:
 
 
 # -- vectors -------------------------------------------------------------------------------------
+def dense_floats(d: g.DenseVector) -> array:
+    """The floats of a ``DenseVector`` straight from its packed wire bytes (2x faster than ``list(d.data)``)."""
+    b = d.SerializeToString()  # 0x0a, varint length, little-endian float32s
+    if not b:
+        return array("f")
+    i = 1
+    while b[i] & 0x80:
+        i += 1
+    out = array("f")
+    out.frombytes(b[i + 1:])
+    if sys.byteorder != "little":
+        out.byteswap()
+    return out
+
+
 def vector_in(v: g.Vector) -> Any:
-    """One ``Vector`` as Edge takes it: a list of floats, a ``SparseVector`` or a list of lists."""
+    """One ``Vector`` as Edge takes it: a sequence of floats, a ``SparseVector`` or a list of lists."""
     kind = v.WhichOneof("vector")
     if kind == "dense":
-        return list(v.dense.data)
+        return dense_floats(v.dense)
     if kind == "sparse":
         return q.SparseVector(list(v.sparse.indices), list(v.sparse.values))
     if kind == "multi_dense":
