@@ -398,8 +398,12 @@ class ExportSummary:
 
 def export(source: str, output: str, *, source_type: str | None = None, options: SourceOptions | None = None,
            batch_size: int = 1000, progress: Progress | None = None) -> ExportSummary:
-    """The seed's Step 2 for any source: JSONL of ``{id, vector, payload}`` with the original ids."""
-    from cortex.dead_letter import DeadLetter
+    """The migration guide's Step 2 for any source: JSONL of ``{id, vector, payload}`` with the original ids.
+
+    ``output`` ending in ``.gz`` or ``.zst`` is written compressed.
+    """
+    from cortex import compressed
+    from cortex.dead_letter import DeadLetter, dumps
 
     t0 = time.perf_counter()
     out = Path(output)
@@ -410,7 +414,7 @@ def export(source: str, output: str, *, source_type: str | None = None, options:
         if progress is not None:
             progress.start(info.count)
         tmp = out.with_name(out.name + ".partial")
-        with open(tmp, "wb") as fh:
+        with compressed.open_write(tmp, compressed.codec(out)) as fh:
             for batch in src.batches(batch_size):
                 summary.read += batch.read
                 rejected = list(batch.rejected)
@@ -420,14 +424,13 @@ def export(source: str, output: str, *, source_type: str | None = None, options:
                     ok[:] = False
                 for i in range(len(batch)):
                     rid = batch.ids[i]
-                    rid = rid.item() if isinstance(rid, np.generic) else rid
+                    rid = rid.item() if isinstance(rid, np.generic) else rid  # a big int stays a number: dumps
                     if not ok[i]:
                         rejected.append(Rejected(batch.location(i), "vector has a non-finite value or wrong dimension",
                                                  id=rid))
                         continue
                     pl = batch.payloads[i] if batch.payloads is not None else {}
-                    fh.write(orjson.dumps({"id": rid, "vector": vecs[i], "payload": pl or {}},
-                                          option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE))
+                    fh.write(dumps({"id": rid, "vector": vecs[i], "payload": pl or {}}) + b"\n")
                     summary.written += 1
                 dl.write(rejected)
                 summary.rejected += len(rejected)

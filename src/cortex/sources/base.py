@@ -99,7 +99,9 @@ class Batch:
     def location(self, i: int) -> str:
         if self.locations is not None:
             return self.locations[i]
-        return f"record id={self.ids[i]!r}"
+        from cortex.ids import plain_id
+
+        return f"record id={plain_id(self.ids[i])!r}"
 
 
 @dataclass
@@ -267,8 +269,9 @@ def file_fingerprint(path: str) -> dict[str, Any]:
     }
 
 
-def check_exists(path: str) -> Path:
+def check_exists(path: str, flag: str = "--source") -> Path:
+    """``path`` as a Path, or one line naming the option (``flag``) whose path is wrong."""
     p = Path(path)
     if not p.exists():
-        raise SourceError(f"{path}: no such file or directory; check the --source path")
+        raise SourceError(f"{path}: no such file or directory; check the {flag} path")
     return p
