@@ -22,7 +22,7 @@ from urllib.parse import quote
 import numpy as np
 import orjson
 
-from cortex.errors import ConflictError, SourceError, TargetError
+from cortex.errors import ConflictError, DiskFullError, SourceError, TargetError
 from cortex.ids import DEFAULT_ID_FIELD
 from cortex.pipeline import Checkpoint, MigrationSummary, PipelineOptions, Progress, run
 from cortex.retry import RetryPolicy
@@ -172,7 +172,7 @@ def migrate(
         except BaseException as e:
             if rec is not None:
                 saver.finish("interrupted" if isinstance(e, KeyboardInterrupt) else "failed", error=str(e)[:500])
-                if isinstance(e, TargetError) and rec.cursor is not None:
+                if isinstance(e, (TargetError, DiskFullError)) and rec.cursor is not None:
                     raise type(e)(f"{e} (progress is checkpointed at {rec.counts.get('read', 0):,} records: "
                                   "re-run the same command to resume)") from e
             raise

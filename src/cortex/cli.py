@@ -7,6 +7,7 @@ unreachable or refused; 4 conflict (collection differs, busy, source changed);
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import shlex
@@ -56,6 +57,10 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(e.exit_code) from None
         except OSError as e:  # a file Cortex was asked to write or read: permission, missing folder, disk full
             where = f"{e.filename}: " if e.filename else ""
+            if e.errno == errno.ENOSPC:
+                err.print(f"[red]Error:[/red] {where}no space left on the device; free some space and re-run",
+                          highlight=False, soft_wrap=True)
+                raise typer.Exit(ExitCode.DISK_FULL) from None
             err.print(f"[red]Error:[/red] {where}{e.strerror or e}; check the path and its permissions",
                       highlight=False, soft_wrap=True)
             raise typer.Exit(ExitCode.BAD_INPUT) from None
