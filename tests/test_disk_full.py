@@ -118,9 +118,9 @@ def test_read_only_commands_on_a_full_disk_answer_or_say_so_in_one_line(tmpfs, t
 
 
 def test_a_disk_filling_during_the_load_stops_with_the_checkpoint_and_resumes(tmpfs, tmp_path):
-    n, dim = 12_000, 256  # 12 MiB of vectors: the WAL and the vector storage take twice that
+    n, dim = 8_000, 192  # 6 MiB of vectors (under the indexing threshold: no slow graph build); twice on disk
     src = _jsonl(tmp_path / "s.jsonl", n, dim)
-    tmpfs.mount(60)
+    tmpfs.mount(56)
     qd, st = tmpfs.path / "qd", tmp_path / "st"
     with pytest.raises(DiskFullError, match=r"writing into 'c' needs .* free, .* available.*re-run the same command"):
         migrate(str(src), "c", path=str(qd), state_dir=str(st), batch_size=500, checkpoint_seconds=0)
