@@ -176,6 +176,9 @@ def migrate(
                     raise type(e)(f"{e} (progress is checkpointed at {rec.counts.get('read', 0):,} records: "
                                   "re-run the same command to resume)") from e
             raise
+        if summary.index_abandoned:  # the engine still builds: no flush or close (they would wait for it)
+            saver.flush = lambda: None
+            own = False
         if rec is not None:
             saver.finish(summary.status)
         summary.source = redact_url(summary.source)

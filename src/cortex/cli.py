@@ -218,9 +218,18 @@ def migrate(
         err.print(f"[yellow]{summary.duplicates} duplicate id(s) in the source; the last one won[/yellow] "
                   f"(e.g. {', '.join(map(str, summary.duplicate_examples[:5]))})", highlight=False)
     if summary.status == "interrupted":
-        err.print(f"Interrupted at {summary.read:,} records; the checkpoint is saved. Resume with (from "
-                  f"{Path.cwd()}):\n  {command}", highlight=False, soft_wrap=True)
-        raise typer.Exit(128 + (got[0] if got else signal.SIGINT))
+        code = 128 + (got[0] if got else signal.SIGINT)
+        if summary.index_abandoned or summary.index_seconds:
+            err.print(f"Interrupted during the index build; all {summary.read:,} records are saved. Build the index "
+                      f"with (from {Path.cwd()}):\n  {command}", highlight=False, soft_wrap=True)
+        else:
+            err.print(f"Interrupted at {summary.read:,} records; the checkpoint is saved. Resume with (from "
+                      f"{Path.cwd()}):\n  {command}", highlight=False, soft_wrap=True)
+        if summary.index_abandoned:  # the engine's build thread cannot be stopped: leave without waiting for it
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        raise typer.Exit(code)
     if summary.rejected:
         err.print(f"[yellow]{summary.rejected} record(s) rejected[/yellow]; see {summary.dead_letter}",
                   highlight=False)
