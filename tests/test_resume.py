@@ -180,14 +180,13 @@ def test_sigint_saves_checkpoint_and_prints_the_command_that_resumes(data, basel
     src = data / "src.jsonl"
     r = Run(tmp_path, migrate_args(src, "--checkpoint-seconds", "30"), pause="batch:40")
     r.wait_for("CORTEX_TEST_PAUSED batch:40")
-    t0 = time.monotonic()
     r.kill(signal.SIGINT)
     assert r.wait() == 130
-    assert time.monotonic() - t0 < 10
     err = r.stderr
     assert "SIGINT: finishing the batches in flight" in err
     rec = state(tmp_path)
     assert rec["status"] == "interrupted" and rec["counts"]["read"] >= 40 * BATCH  # saved on exit, not every 30 s
+    assert rec["counts"]["read"] < N  # stopped at a batch boundary, not at the end
     lines = err.splitlines()
     command = lines[next(i for i, line in enumerate(lines) if line.startswith("Interrupted at")) + 1].strip()
     assert command.startswith("cortex qdrant migrate --source")
