@@ -491,10 +491,10 @@ def benchmark(collection: str, *, num_queries: int = 1000, dimensions: int | Non
               path: str | None = None, url: str | None = None, api_key: str | None = None, prefer_grpc: bool = True,
               grpc_port: int = 6334, seed: int = 0, build_sample: int = 20_000, id_field: str = DEFAULT_ID_FIELD,
               on_event: Event | None = None) -> Any:
-    """The seed's latency benchmark plus QPS per concurrency, an ef sweep and, with ``source``, old vs Qdrant.
+    """The migration guide's latency benchmark, QPS per concurrency, an ef sweep and, with ``source``, old vs Qdrant.
 
     Returns a :class:`cortex.benchmark.BenchmarkResult`.  Queries are sampled from the
-    collection (plus noise) unless ``dimensions`` asks for random vectors, as the seed does.
+    collection (plus noise) unless ``dimensions`` asks for random vectors, as the migration guide does.
     """
     from cortex import benchmark as bench
 

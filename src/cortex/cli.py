@@ -411,7 +411,7 @@ def export(
     json_out: JsonOpt = False,
     source_type: Any = None, source_opts: Any = None,
 ) -> None:
-    """Export any source to the seed's JSONL of {id, vector, payload} (original ids kept)."""
+    """Export any source to the migration guide's JSONL of {id, vector, payload} (original ids kept)."""
     from cortex import api
 
     opts = source_opts
@@ -472,7 +472,7 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
     try:
         from dotenv import load_dotenv
 
-        load_dotenv(Path.cwd() / ".env", override=False)  # the seed keeps QDRANT_* in .env
+        load_dotenv(Path.cwd() / ".env", override=False)  # the migration guide keeps QDRANT_* in .env
     except ImportError:
         pass
 

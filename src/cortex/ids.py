@@ -2,7 +2,7 @@
 
 Qdrant accepts unsigned 64-bit integers and UUIDs only.  Unsigned ints and UUID strings
 are kept; digit-only strings without leading zeros become integers (``"17"`` -> 17, as the
-seed's FAISS export writes them); every other id becomes a uuid5 of its text, and the
+migration guide's FAISS export writes them); every other id becomes a uuid5 of its text, and the
 original is stored in the payload (``id_field``) so a re-run maps it to the same point and
 users can still find a point by its old id.
 """
