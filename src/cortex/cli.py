@@ -406,7 +406,8 @@ class _null:
 @source_flags
 def export(
     source: Annotated[str, typer.Option("--source", "-s", help="What to export.")],
-    output: Annotated[str, typer.Option("--output", "-o", help="JSONL file to write.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="JSONL file to write; .jsonl.gz or .jsonl.zst "
+                                        "writes it compressed.")],
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 1000,
     json_out: JsonOpt = False,
     source_type: Any = None, source_opts: Any = None,
