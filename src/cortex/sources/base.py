@@ -236,7 +236,7 @@ def require(module: str, extra: str, kind: str) -> Any:
         return importlib.import_module(module)
     except ImportError as e:
         raise MissingExtraError(
-            f"the {kind} source needs the '{module}' package: pip install 'cortex[{extra}]' ({e})"
+            f"the {kind} source needs the '{module}' package: pip install 'cortex-qdrant[{extra}]' ({e})"
         ) from e
 
 
