@@ -185,3 +185,19 @@ def test_out_of_space_writing_a_file_is_exit_6_not_a_traceback(tmpfs, tmp_path, 
     assert res.exit_code == 6, res.stderr
     (line,) = res.stderr.strip().splitlines()
     assert line.startswith("Error: ") and "no space left on the device; free some space and re-run" in line
+
+
+def test_a_full_disk_under_the_state_dir_is_one_line_and_migrations_still_reads_it(tmpfs, tmp_path, cli):
+    tmpfs.mount(120)
+    src = _jsonl(tmp_path / "s.jsonl", 50, 8)
+    st = tmpfs.path / "state"
+    migrate(str(src), "c", path=str(tmp_path / "qd"), state_dir=str(st))
+    tmpfs.fill(leave=0)
+    res = cli("qdrant", "migrate", "-s", src, "-t", "d", "--path", tmp_path / "qd", "--state-dir", st)
+    assert res.exit_code == 6
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith(f"Error: not enough disk space in {st} for the migration state")
+    res = cli("qdrant", "migrations", "--state-dir", st, "--json")  # reading needs no space
+    assert res.exit_code == 0, res.stderr
+    (row,) = json.loads(res.stdout)
+    assert (row["collection"], row["status"], row["progress"]) == ("c", "done", 50)

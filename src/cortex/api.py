@@ -311,7 +311,7 @@ def migrations(state_dir: str = DEFAULT_STATE_DIR) -> list[dict[str, Any]]:
     """
     if not Path(state_dir, "state.sqlite").exists():
         return []
-    store = StateStore(state_dir)
+    store = StateStore(state_dir, read_only=True)
     try:
         out = []
         for r in store.all():
