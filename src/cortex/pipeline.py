@@ -101,7 +101,7 @@ def pause_for_test(point: str, stop: threading.Event | None = None) -> None:
     (before the collection is created), ``created`` (just after, before the state records
     it), ``batch:N`` (after the N-th batch of this run committed) and ``finish_load`` (while
     the final index build runs).  Waits ``CORTEX_TEST_PAUSE_SECONDS`` (default 60) or until
-    ``stop`` is set (a first SIGINT; not passed for ``finish_load``), then goes on.  Unset:
+    ``stop`` is set (a first SIGINT), then goes on.  Unset:
     does nothing.
     """
     at = os.environ.get("CORTEX_TEST_PAUSE_AT")
