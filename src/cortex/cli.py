@@ -163,7 +163,7 @@ def migrate(
                                          "point count.")] = False,
     engine: Annotated[str, typer.Option("--engine", rich_help_panel="Scale out",
                                         help="local, or ray: run the N partitions as Ray tasks, then finish "
-                                        "(pip install 'cortex[ray]').")] = "local",
+                                        "(pip install 'cortex-qdrant[ray]').")] = "local",
     ray_address: Annotated[str | None, typer.Option("--ray-address", rich_help_panel="Scale out",
                                                     help="Ray cluster to join (default: start Ray locally).",
                                                     envvar="RAY_ADDRESS")] = None,
