@@ -240,7 +240,7 @@ def write_batch(target: Target, collection: str, p: Prepared, policy: RetryPolic
     send(p.ids, p.vectors, p.payloads, p.sparse, p.named)
 
 
-def _finish_load(target: Target, collection: str, stop: threading.Event) -> str:
+def _finish_load(target: Target, collection: str, stop: threading.Event | None = None) -> str:
     """``target.finish_load`` (the index build, minutes on big collections) in a thread.
 
     The main thread only waits, so a first Ctrl-C (``stop``) ends the wait within a fraction of
@@ -248,6 +248,7 @@ def _finish_load(target: Target, collection: str, stop: threading.Event) -> str:
     with the process, like a kill, and a re-run builds again), ``"interrupted"`` when it had just
     finished.  ``"built"`` otherwise.
     """
+    stop = stop or threading.Event()  # none: wait for the build
     box: list[BaseException] = []
 
     def work() -> None:
