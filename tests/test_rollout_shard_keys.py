@@ -190,3 +190,34 @@ def test_shard_keys_need_a_server(tmp_path: Path) -> None:
         api.rollout_run(state_dir=str(tmp_path / "s"))
     with pytest.raises(CortexError, match="one shard key"):
         api.rollout_plan(src, by="workspace_id", shard_key_field="n", state_dir=str(tmp_path / "s2"))
+
+
+def test_sharded_rollout_on_the_test_server(qdrant_server, tmp_path: Path) -> None:
+    """The whole cycle against the loopback Qdrant gRPC server (custom sharding, one Edge shard per key)."""
+    from cortex.router import OldSystem, Router
+    from cortex.where import equals
+
+    src = str(_jsonl(tmp_path / "e.jsonl"))
+    state = str(tmp_path / ".cortex")
+    kw = qdrant_server.api_kwargs
+    api.rollout_plan(src, by="workspace_id", collection="chunks", shard_key_field="workspace_id", state_dir=state,
+                     **kw)
+    res = api.rollout_run(parallel=2, state_dir=state, batch_size=9)
+    assert res.ok and sum(u.written for u in res.units) == 100, res.to_dict()
+    client = qdrant_server.client()
+    keys = {k.key for k in client.list_shard_keys("chunks").shard_keys}
+    assert keys == set(WS)
+    api.rollout_promote("ws-2", state_dir=state)
+    tgt = qdrant_server.target()
+    router = Router(state, old=OldSystem(src), new=(tgt, "chunks"))
+    q = np.ones(DIM, dtype=np.float32)
+    live, old = router.search(q, k=4, workspace="ws-2"), router.search(q, k=4, workspace="ws-3")
+    assert (live.side, old.side) == ("qdrant", "old")
+    assert {int(i) % 5 for i, _ in live.hits} == {2} and {int(i) % 5 for i, _ in old.hits} == {3}
+    out = api.rollout_revert("ws-2", delete=True, state_dir=state, target=tgt)
+    assert out["deleted_points"] == 20 and tgt.count("chunks", filter=equals("workspace_id", "ws-2")) == 0
+    assert tgt.count("chunks") == 80
+    assert router.search(q, k=4, workspace="ws-2").side == "old"
+    router.old.close()
+    tgt.close()
+    client.close()

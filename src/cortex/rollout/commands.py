@@ -425,7 +425,10 @@ def rollout_revert(unit: str, *, name: str | None = None, delete: bool = False, 
                 if tgt.collection_info(plan.collection) is not None:
                     expr = parse(pu.where)
                     deleted = tgt.count(plan.collection, exact=True, filter=expr)
-                    tgt.delete_points(plan.collection, expr)
+                    if plan.shard_key_field and pu.shard_key is not None:  # the unit lives in its own shard key
+                        tgt.delete_points(plan.collection, expr, shard_key=pu.shard_key)  # type: ignore[call-arg]
+                    else:
+                        tgt.delete_points(plan.collection, expr)
                 mid = u.migration_id or migration_id(plan.source, tgt.location, plan.collection, pu.where)
                 rec = store.get(mid)
                 if rec is not None:

@@ -284,12 +284,14 @@ class ServerTarget(Target):
         flt = qdrant_filter(filter, "client")
         return self._call(f"count '{name}'", lambda: self.client.count(name, count_filter=flt, exact=exact)).count
 
-    def delete_points(self, name: str, filter: Any) -> None:
+    def delete_points(self, name: str, filter: Any, shard_key: str | int | None = None) -> None:
+        """As :meth:`Target.delete_points`; ``shard_key``: in that custom shard key only."""
         from qdrant_client import models
 
         flt = qdrant_filter(filter, "client")
+        sk = {"shard_key_selector": shard_key} if shard_key is not None else {}
         self._call(f"delete points from '{name}'", lambda: self.client.delete(
-            name, points_selector=models.FilterSelector(filter=flt), wait=True))
+            name, points_selector=models.FilterSelector(filter=flt), wait=True, **sk))
 
     def create_payload_index(self, name: str, field_name: str, kind: str = "keyword",
                              is_tenant: bool = False) -> None:
