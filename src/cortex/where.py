@@ -394,15 +394,13 @@ def to_qdrant(e: Expr, flavor: str = "client") -> Any:
     if flavor == "edge":
         import qdrant_edge as m
 
-        if _has_bool(e):  # measured: qdrant-edge-py 0.9 turns MatchValue(True) into MatchValue(1)
-            raise NotPushable("conditions on true/false cannot run on the embedded target: qdrant-edge-py 0.9 "
-                              "matches them as the integers 1/0; use a server target or a text/number field")
 
         def filt(must: Any = None, should: Any = None, must_not: Any = None) -> Any:
             return m.Filter(must=must, should=should, must_not=must_not)
 
         def match(key: str, v: Any) -> Any:
-            return m.FieldCondition(key=key, match=m.MatchValue(v))
+            # a Python bool reaches the binding as an integer (matching 1/0, not true/false); numpy's bool does not
+            return m.FieldCondition(key=key, match=m.MatchValue(np.bool_(v) if isinstance(v, bool) else v))
 
         def any_(key: str, vs: list[Any]) -> Any:
             return m.FieldCondition(key=key, match=m.MatchAny(vs))
@@ -460,16 +458,6 @@ def to_qdrant(e: Expr, flavor: str = "client") -> Any:
 
     out = cond(e)
     return out if _is_filter(out) else filt(must=[out])
-
-
-def _has_bool(e: Expr) -> bool:
-    if isinstance(e, Cmp):
-        return isinstance(e.value, bool)
-    if isinstance(e, In):
-        return any(isinstance(v, bool) for v in e.values)
-    if isinstance(e, Not):
-        return _has_bool(e.item)
-    return any(_has_bool(i) for i in e.items)
 
 
 def _is_filter(x: Any) -> bool:
