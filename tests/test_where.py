@@ -223,3 +223,24 @@ def test_compare_a_subset(cli, tmp_path: Path) -> None:
     # both sides search only ws-2 (Qdrant with the same filter), so recall against the subset's truth is exact
     assert d["qdrant"]["recall"] == 1.0 and d["old"]["recall"] == 1.0
     assert d["matching_points"] == sum(1 for r in ROWS if r["workspace_id"] == "ws-2")
+
+
+def test_qdrant_filters_mean_the_same_on_both_targets(tmp_path: Path) -> None:
+    """to_qdrant on Qdrant Edge and on qdrant-client's local mode counts what matches() counts."""
+    from cortex.targets.edge import EdgeTarget
+    from cortex.targets.server import ServerTarget
+
+    pls = [{"workspace_id": WS[i % 5], "n": i, "flag": i % 3 == 0, "t": f"2026-01-{i % 28 + 1:02d}T00:00:00Z"}
+           for i in range(60)]
+    for p in pls[::7]:
+        del p["workspace_id"]
+    texts = [t for t, _ in CASES[:4]] + ["flag = true", "NOT flag = false", "t < '2026-01-05'", "n = 2.0",
+                                         "workspace_id != 'ws-1' OR flag IN (true)"]
+    with EdgeTarget(tmp_path / "qs") as edge, ServerTarget(f"local:{tmp_path / 'local'}") as local:
+        for t in (edge, local):
+            t.create_collection("c", DIM, "cosine", defer_indexing=False)
+            t.upsert("c", list(range(60)), RNG.standard_normal((60, DIM)).astype(np.float32), pls)
+        for text in texts:
+            e = parse(text)
+            want = int(matches(e, pls).sum())
+            assert edge.count("c", filter=e) == want == local.count("c", filter=e), text
