@@ -1,0 +1,132 @@
+"""RAM, disk and time for the full collection, extrapolated from what the sample measured.
+
+Each component of the sample's shard (vectors, quantized vectors, HNSW graph, payload, payload
+index, id tracker) is measured in allocated bytes, minus what an empty collection already holds,
+and scaled per point to the full count; the fixed part (WAL, empty segments) is added once.
+RAM counts the components Qdrant keeps resident under the settings (vectors unless on_disk, the
+quantized copy when always_ram, the graph unless hnsw.on_disk, id tracker and payload indexes;
+payload stays on disk by default) plus the anonymous memory the open shard measured.
+Time: the measured load rate is linear in points; the HNSW build grows as n log n.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from cortex.collection_config import CollectionConfig
+from cortex.plan.experiment import COMPONENTS, TrialResult
+
+GIB = 1024**3
+
+
+def resident(config: CollectionConfig) -> set[str]:
+    """Components Qdrant keeps in RAM under ``config``."""
+    out = {"id_tracker", "payload_index", "other"}
+    if not config.vectors.on_disk:
+        out.add("vectors")
+    q = config.quantization
+    ram_q = q is not None and any(x is not None and x.always_ram is not False
+                                  for x in (q.scalar, q.product, q.binary))
+    if ram_q or (q is not None and not config.vectors.on_disk):
+        out.add("quantized")
+    if not (config.hnsw and config.hnsw.on_disk):
+        out.add("hnsw")
+    if config.on_disk_payload is False:
+        out.add("payload")
+    return out
+
+
+def fit_fixed(full: TrialResult, half: TrialResult) -> dict[str, int]:
+    """Fixed bytes per component (preallocated files, empty segments, index headers): the intercept of
+    the line through two builds of the same settings at two sample sizes."""
+    out = {}
+    dn = full.points - half.points
+    for c in COMPONENTS:
+        b1, b0 = full.disk.get(c, 0), half.disk.get(c, 0)
+        slope = max(0.0, (b1 - b0) / dn) if dn > 0 else 0.0
+        out[c] = int(min(b1, max(0.0, b1 - slope * full.points)))
+    return out
+
+
+def project(trial: TrialResult, config: CollectionConfig, fixed: dict[str, int], total: int,
+            wal_bytes: int) -> dict[str, Any]:
+    """Disk and RAM of ``total`` points under ``config`` from the sample's ``trial``; ``fixed`` as from
+    :func:`fit_fixed` (components the fit has not seen are taken as purely per point)."""
+    n = max(trial.points, 1)
+    per_point = {c: max(0, trial.disk.get(c, 0) - fixed.get(c, 0)) / n for c in COMPONENTS}
+    full = {c: int(per_point[c] * total + min(fixed.get(c, 0), trial.disk.get(c, 0))) for c in COMPONENTS}
+    ram_set = resident(config)
+    anon_per_point = trial.rss_anon_bytes / n
+    ram = sum(full[c] for c in ram_set) + int(anon_per_point * total)
+    disk = sum(full.values()) + wal_bytes
+    return {
+        "points": total,
+        "disk_bytes": disk,
+        "ram_bytes": ram,
+        "components": full,
+        "resident": sorted(ram_set),
+        "bytes_per_point": {c: round(v, 1) for c, v in per_point.items() if v},
+        "heap_bytes": int(anon_per_point * total),
+        "wal_bytes": wal_bytes,
+        "sample_disk_bytes": sum(trial.disk.values()) + trial.wal_bytes,
+        "sample_rss_bytes": trial.rss_anon_bytes + trial.rss_file_bytes,
+    }
+
+
+def guide_formula(total: int, dim: int) -> dict[str, Any]:
+    """The migration guide's rule of thumb: vectors x (1 + 2.5 'HNSW overhead'), x 1.5 headroom."""
+    vector = total * dim * 4
+    return {"vector_bytes": vector, "index_bytes": int(vector * 2.5), "total_bytes": int(vector * 3.5),
+            "recommended_bytes": int(vector * 3.5 * 1.5),
+            "formula": "vectors = n x dim x 4 B; HNSW overhead = 2.5 x vectors; total x 1.5 headroom"}
+
+
+def build_exponent(full: TrialResult, half: TrialResult) -> float | None:
+    """The measured growth of build time between two sample sizes (t ~ n^a), or None if unusable."""
+    if half.build_seconds <= 0 or full.build_seconds <= 0 or full.points <= half.points:
+        return None
+    return math.log(full.build_seconds / half.build_seconds) / math.log(full.points / half.points)
+
+
+def build_scale(sample: int, total: int) -> float:
+    """How much longer an HNSW build of ``total`` points takes than one of ``sample`` (n log n)."""
+    if sample < 2 or total <= sample:
+        return total / max(sample, 1)
+    return (total * math.log(total)) / (sample * math.log(sample))
+
+
+def time_estimate(trial: TrialResult, total: int, read_rate: float | None,
+                  exponent: float | None = None) -> dict[str, Any]:
+    """Seconds to load and index ``total`` points, from the sample's measured rates (``exponent``: the
+    build-time growth measured on two sample sizes, shown beside the n log n projection)."""
+    load_rate = trial.points / trial.load_seconds if trial.load_seconds else None
+    rates = [r for r in (load_rate, read_rate) if r]
+    rate = min(rates) if rates else None
+    load = total / rate if rate else None
+    scale = build_scale(trial.points, total)
+    build = trial.build_seconds * scale
+    return {
+        "load_rate": round(load_rate, 1) if load_rate else None,
+        "read_rate": round(read_rate, 1) if read_rate else None,
+        "load_seconds": round(load, 1) if load is not None else None,
+        "build_seconds": round(build, 1),
+        "total_seconds": round((load or 0) + build, 1),
+        "build_scale": round(scale, 2),
+        "measured_exponent": round(exponent, 2) if exponent is not None else None,
+        "build_seconds_by_exponent": (round(trial.build_seconds * (total / trial.points) ** exponent, 1)
+                                      if exponent is not None and trial.points else None),
+        "scaling": (f"load: linear in points at the slower of the source read rate and the engine's load rate; "
+                    f"HNSW build: n log n from {trial.points:,} points in {trial.build_seconds:.1f} s "
+                    f"({scale:.1f}x for {total:,})"),
+    }
+
+
+def human_bytes(b: float | None) -> str:
+    if b is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(b) < 1024 or unit == "TB":
+            return f"{b:.0f} {unit}" if unit == "B" else f"{b:.1f} {unit}"
+        b /= 1024
+    return f"{b:.1f} TB"
