@@ -20,8 +20,8 @@ def write_matrix(path: Path, n: int, dim: int) -> None:
 
 
 
-def embedding_chunks(n: int, dim: int, *, seed: int = 0, clusters: int = 300, rank: int = 64,
-                     spread: float = 1.0, noise: float = 0.6, chunk: int = 50_000) -> Iterator[np.ndarray]:
+def embedding_chunks(n: int, dim: int, *, seed: int = 0, clusters: int = 300, rank: int = 256,
+                     spread: float = 1.0, noise: float = 1.0, chunk: int = 50_000) -> Iterator[np.ndarray]:
     """Unit vectors shaped like text embeddings, ``chunk`` rows at a time: a few hundred Gaussian clusters
     in a low-rank subspace plus isotropic noise, normalized (float32; ``noise`` relative to the signal norm)."""
     rng = np.random.default_rng(seed)

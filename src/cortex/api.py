@@ -78,6 +78,7 @@ def migrate(
     stop: threading.Event | None = None,
     on_event: Event | None = None,
     command: str | None = None,
+    config: Any = None,
 ) -> MigrationSummary:
     """Migrate ``source`` into ``collection``, resuming a checkpointed run of the same pair.
 
@@ -86,9 +87,15 @@ def migrate(
     (``restart=True`` starts over, recreating the collection when this migration created
     it); a finished migration is not redone.  ``build_index=False`` leaves a deferred index
     for a later :func:`optimize`.  Setting ``stop`` ends the run cleanly at a batch boundary
-    (status ``interrupted``, checkpoint saved).
+    (status ``interrupted``, checkpoint saved).  ``config``: a config file (``plan --output``) or a
+    :class:`~cortex.collection_config.CollectionConfig`; a new collection gets its settings and payload indexes.
     """
     say = on_event or (lambda _m: None)
+    coll_cfg = None
+    if config is not None:
+        from cortex.plan.apply import config_for
+
+        coll_cfg = config_for(config, collection)
     shown = redact_url(source)  # no password in messages
     if batch_size < 1:
         raise SourceError("--batch-size must be at least 1")
@@ -117,6 +124,14 @@ def migrate(
                 "versions of it: re-run with --restart to migrate it from the beginning"
             )
         info = src.info()
+        if coll_cfg is not None:
+            from cortex.plan.apply import check_fits
+            from cortex.sources.base import parse_distance
+
+            if info.dim:
+                check_fits(coll_cfg, str(config) if not hasattr(config, "name") else "--config", info.dim,
+                           parse_distance(distance) if distance else None)
+            distance = coll_cfg.vectors.distance
         if rec is not None:
             rec = _check_target(store, rec, tgt, say)
         if rec is not None and rec.status == "done":
@@ -158,7 +173,7 @@ def migrate(
         saver = _Checkpointer(store, rec, checkpoint_seconds, flush=lambda: tgt.flush(collection))
         opts = PipelineOptions(batch_size=batch_size, workers=workers, id_field=id_field,
                                defer_indexing=defer_indexing, build_index=build_index, dry_run=dry_run,
-                               strict=strict,
+                               strict=strict, config=coll_cfg,
                                retry=RetryPolicy(retries=retries, max_seconds=retry_max_seconds,
                                                  on_retry=lambda a, d, e: say(f"retry {a}/{retries} in {d:.2f}s: {e}")))
         try:
@@ -448,19 +463,27 @@ def compare(collection: str, *, source: str, source_type: str | None = None, opt
             num_queries: int = 200, queries: str | np.ndarray | None = None,
             filter: str | dict[str, Any] | None = None, min_recall: float = 0.95, ef: int | None = None,
             noise: float = 0.1, seed: int = 0, id_field: str = DEFAULT_ID_FIELD, memory_mb: float = 1024.0,
-            on_event: Event | None = None) -> Any:
+            on_event: Event | None = None, config: Any = None) -> Any:
     """Same queries on the old system and on Qdrant: recall@k vs exact truth, latency, overlap, score drift.
 
     Returns a :class:`cortex.parity.CompareResult`; ``.ok`` is False when Qdrant's recall is
     below ``min_recall``.  ``queries``: a .npy/.json/.jsonl file or an array (default: sampled
-    source vectors plus noise); ``filter``: ``"FIELD=VALUE"`` or ``{field: value}``.
+    source vectors plus noise); ``filter``: ``"FIELD=VALUE"`` or ``{field: value}``; ``config``: a config
+    file whose query-time parameters (hnsw_ef, quantization rescore / oversampling) Qdrant's searches use.
     """
     from cortex import parity
+    from cortex.plan.apply import with_search_params
 
     flt = parity.parse_filter(filter) if isinstance(filter, str) else filter
     tgt, own = _target(target, dict(path=path, url=url, api_key=api_key, prefer_grpc=prefer_grpc,
                                     grpc_port=grpc_port))
+    inner = tgt
     try:
+        tgt, sp = with_search_params(tgt, config, collection)
+        if sp is not None:
+            ef = ef or sp.hnsw_ef
+            if on_event:
+                on_event(f"searching with the config's query parameters: {sp.model_dump(exclude_none=True)}")
         info = tgt.collection_info(collection)
         if info is None:
             raise TargetError(f"collection '{collection}' does not exist at {tgt.location}; "
@@ -476,7 +499,7 @@ def compare(collection: str, *, source: str, source_type: str | None = None, opt
                                   id_field=id_field, memory_mb=memory_mb, say=on_event)
     finally:
         if own:
-            tgt.close()
+            inner.close()
 
 
 def benchmark(collection: str, *, num_queries: int = 1000, dimensions: int | None = None, limit: int = 10,
@@ -484,17 +507,23 @@ def benchmark(collection: str, *, num_queries: int = 1000, dimensions: int | Non
               source_type: str | None = None, options: SourceOptions | None = None, target: Target | None = None,
               path: str | None = None, url: str | None = None, api_key: str | None = None, prefer_grpc: bool = True,
               grpc_port: int = 6334, seed: int = 0, build_sample: int = 20_000, id_field: str = DEFAULT_ID_FIELD,
-              on_event: Event | None = None) -> Any:
+              on_event: Event | None = None, config: Any = None) -> Any:
     """The seed's latency benchmark plus QPS per concurrency, an ef sweep and, with ``source``, old vs Qdrant.
 
     Returns a :class:`cortex.benchmark.BenchmarkResult`.  Queries are sampled from the
-    collection (plus noise) unless ``dimensions`` asks for random vectors, as the seed does.
+    collection (plus noise) unless ``dimensions`` asks for random vectors, as the seed does.  ``config``:
+    search with a config file's query-time parameters (``--ef`` values still sweep hnsw_ef).
     """
     from cortex import benchmark as bench
+    from cortex.plan.apply import with_search_params
 
     tgt, own = _target(target, dict(path=path, url=url, api_key=api_key, prefer_grpc=prefer_grpc,
                                     grpc_port=grpc_port))
+    inner = tgt
     try:
+        tgt, sp = with_search_params(tgt, config, collection)
+        if sp is not None and on_event:
+            on_event(f"searching with the config's query parameters: {sp.model_dump(exclude_none=True)}")
         if source is None:
             return bench.benchmark(tgt, collection, num_queries=num_queries, dimensions=dimensions, limit=limit,
                                    concurrency=concurrency, ef=ef, seed=seed, id_field=id_field, say=on_event)
@@ -504,4 +533,7 @@ def benchmark(collection: str, *, num_queries: int = 1000, dimensions: int | Non
                                    id_field=id_field, say=on_event)
     finally:
         if own:
-            tgt.close()
+            inner.close()
+
+
+from cortex.plan.commands import plan  # noqa: E402,F401

@@ -16,9 +16,9 @@ from cortex.collection_config import ConfigFile, Expected, PayloadIndex, SearchP
 from cortex.errors import CortexError, SourceError
 from cortex.parity import add_noise
 from cortex.plan import estimate as est
+from cortex.plan import tune
 from cortex.plan.experiment import Candidate, exact_topk, run_trial
 from cortex.plan.inventory import Sample, scan
-from cortex.plan.tune import candidates, choose, options
 from cortex.sources import SourceOptions, open_source
 
 Event = Callable[[str], None]
@@ -65,7 +65,7 @@ def _unique(sample: Sample) -> Sample:
     return Sample(sample.vectors[keep], [sample.ids[i] for i in keep], [sample.payloads[i] for i in keep])
 
 
-def plan(source: str, *, source_type: str | None = None, options_: SourceOptions | None = None,
+def plan(source: str, *, source_type: str | None = None, options: SourceOptions | None = None,
          collection: str | None = None, sample: int = 20_000, min_recall: float = 0.95, k: int = 10,
          num_queries: int = 200, noise: float = 0.1, quick: bool = False, output: str | None = None,
          workdir: str | None = None, seed: int = 0, batch_size: int = 2000, progress: Any = None,
@@ -76,7 +76,7 @@ def plan(source: str, *, source_type: str | None = None, options_: SourceOptions
         raise CortexError(f"--sample {sample}: use at least 100 points (20,000 is the default)")
     t_start = time.perf_counter()
     phases: dict[str, float] = {}
-    with open_source(source, source_type, options_) as src:
+    with open_source(source, source_type, options) as src:
         inv, smp = scan(src, sample=sample, batch_size=batch_size, seed=seed, progress=progress)
     phases["inventory"] = inv.seconds
     if inv.valid == 0 or not inv.dim:
@@ -94,7 +94,7 @@ def plan(source: str, *, source_type: str | None = None, options_: SourceOptions
     indexes = {f["field"]: PayloadIndex(type=f["suggested_index"]["type"],
                                         is_tenant=f["suggested_index"].get("is_tenant"))
                for f in inv.schema if f.get("suggested_index")}
-    cands = candidates(name, inv.dim, distance, quick=quick)
+    cands = tune.candidates(name, inv.dim, distance, quick=quick)
     own_dir = workdir is None
     wd = Path(tempfile.mkdtemp(prefix="cortex-plan-")) if own_dir else Path(workdir)
     wd.mkdir(parents=True, exist_ok=True)
@@ -105,7 +105,9 @@ def plan(source: str, *, source_type: str | None = None, options_: SourceOptions
         half_n = n // 2
         half = Sample(smp.vectors[:half_n], smp.ids[:half_n], smp.payloads[:half_n])
         say(f"[0/{len(cands)}] defaults on {half_n:,} points (fixed costs and how the build time grows) ...")
-        half_trial = run_trial(cands[0], half, queries[:0], truth[:0], wd, k=min(k, n), payload_indexes=indexes)
+        truth_half = exact_topk(half.vectors, queries, min(k, n), distance)
+        half_trial = run_trial(cands[0], half, queries, truth_half, wd, k=min(k, n), payload_indexes=indexes,
+                               label=f"defaults@{half_n}")
         for i, c in enumerate(cands, 1):
             say(f"[{i}/{len(cands)}] {c.name}: loading {n:,} sample points and building the index ...")
             tr = run_trial(c, smp, queries, truth, wd, k=min(k, n), payload_indexes=indexes)
@@ -121,21 +123,24 @@ def plan(source: str, *, source_type: str | None = None, options_: SourceOptions
     wal = max(t.wal_bytes for t in trials)
     for c, tr in zip(cands, trials, strict=True):
         estimates[c.name] = est.project(tr, c.config, fixed, total, wal)
-    exponent = est.build_exponent(trials[0], half_trial)
-    rows = options(trials, cands, estimates)
-    pick, reason = choose(rows, min_recall)
+    model = est.build_model(trials[0], half_trial)
+    rows = tune.options(trials, cands, estimates)
+    drops = tune.recall_drop(half_trial, trials[0], total)
+    for r in rows:
+        r["projected_recall"] = round(max(0.0, r["recall"] - drops.get(r["search"].get("hnsw_ef"), 0.0)), 4)
+    pick, reason = tune.choose(rows, min_recall)
     by = {t.name: t for t in trials}
-    times = {"defaults": est.time_estimate(by["defaults"], total, inv.rows_per_second, exponent)}
+    times = {"defaults": est.time_estimate(by["defaults"], total, inv.rows_per_second, model)}
     cfg_dict = None
     chosen_cand: Candidate | None = None
     if pick is not None:
         chosen_cand = next(c for c in cands if c.name == pick["candidate"])
-        times["chosen"] = est.time_estimate(by[chosen_cand.name], total, inv.rows_per_second, exponent)
+        times["chosen"] = est.time_estimate(by[chosen_cand.name], total, inv.rows_per_second, model)
         e = estimates[chosen_cand.name]
         cc = chosen_cand.config.model_copy(update={
             "payload_indexes": indexes,
             "search": SearchParams.model_validate(pick["search"]),
-            "expected": Expected(recall_at_10=pick["recall"], p50_ms=pick["p50_ms"], p95_ms=pick["p95_ms"],
+            "expected": Expected(recall_at_10=pick["projected_recall"], p50_ms=pick["p50_ms"], p95_ms=pick["p95_ms"],
                                  build_seconds=times["chosen"]["build_seconds"], ram_bytes=e["ram_bytes"],
                                  disk_bytes=e["disk_bytes"], sample=n),
         })

@@ -82,43 +82,46 @@ def guide_formula(total: int, dim: int) -> dict[str, Any]:
             "formula": "vectors = n x dim x 4 B; HNSW overhead = 2.5 x vectors; total x 1.5 headroom"}
 
 
-def build_exponent(full: TrialResult, half: TrialResult) -> float | None:
-    """The measured growth of build time between two sample sizes (t ~ n^a), or None if unusable."""
-    if half.build_seconds <= 0 or full.build_seconds <= 0 or full.points <= half.points:
-        return None
-    return math.log(full.build_seconds / half.build_seconds) / math.log(full.points / half.points)
+def _nlogn(n: float) -> float:
+    return n * math.log(max(n, 2.0))
 
 
-def build_scale(sample: int, total: int) -> float:
-    """How much longer an HNSW build of ``total`` points takes than one of ``sample`` (n log n)."""
-    if sample < 2 or total <= sample:
-        return total / max(sample, 1)
-    return (total * math.log(total)) / (sample * math.log(sample))
+def build_model(full: TrialResult, half: TrialResult | None) -> tuple[float, float]:
+    """(fixed seconds, seconds per n log n) of the HNSW build, fitted through the builds at half and all of
+    the sample; pure n log n through the full sample's build when the two disagree (noise on a busy machine)."""
+    f1 = _nlogn(full.points)
+    if half is not None and full.points > half.points:
+        slope = (full.build_seconds - half.build_seconds) / (f1 - _nlogn(half.points))
+        fixed = full.build_seconds - slope * f1
+        if slope > 0 and fixed >= 0:
+            return fixed, slope
+    return 0.0, full.build_seconds / f1 if f1 else 0.0
 
 
 def time_estimate(trial: TrialResult, total: int, read_rate: float | None,
-                  exponent: float | None = None) -> dict[str, Any]:
-    """Seconds to load and index ``total`` points, from the sample's measured rates (``exponent``: the
-    build-time growth measured on two sample sizes, shown beside the n log n projection)."""
+                  model: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Seconds to load and index ``total`` points: the load at the slower of the source's read rate and
+    the engine's measured load rate (linear); the build by ``model`` (see :func:`build_model`, taken from
+    the defaults and scaled by this trial's build time relative to theirs)."""
     load_rate = trial.points / trial.load_seconds if trial.load_seconds else None
     rates = [r for r in (load_rate, read_rate) if r]
     rate = min(rates) if rates else None
     load = total / rate if rate else None
-    scale = build_scale(trial.points, total)
-    build = trial.build_seconds * scale
+    fixed, slope = model or (0.0, trial.build_seconds / _nlogn(trial.points))
+    base = fixed + slope * _nlogn(trial.points)
+    ratio = trial.build_seconds / base if base > 0 else 1.0  # this candidate's build vs the model's settings
+    build = ratio * (fixed + slope * _nlogn(total))
     return {
         "load_rate": round(load_rate, 1) if load_rate else None,
         "read_rate": round(read_rate, 1) if read_rate else None,
         "load_seconds": round(load, 1) if load is not None else None,
         "build_seconds": round(build, 1),
         "total_seconds": round((load or 0) + build, 1),
-        "build_scale": round(scale, 2),
-        "measured_exponent": round(exponent, 2) if exponent is not None else None,
-        "build_seconds_by_exponent": (round(trial.build_seconds * (total / trial.points) ** exponent, 1)
-                                      if exponent is not None and trial.points else None),
-        "scaling": (f"load: linear in points at the slower of the source read rate and the engine's load rate; "
-                    f"HNSW build: n log n from {trial.points:,} points in {trial.build_seconds:.1f} s "
-                    f"({scale:.1f}x for {total:,})"),
+        "build_fixed_seconds": round(fixed * ratio, 2),
+        "scaling": (f"load: linear in points ({rate or 0:,.0f} points/s, the slower of reading the source and "
+                    f"loading the engine); HNSW build: {fixed * ratio:.1f} s fixed + n log n, fitted on "
+                    f"{trial.points // 2:,} and {trial.points:,} sample points ({trial.build_seconds:.1f} s), "
+                    f"so {total:,} points take {build:.0f} s"),
     }
 
 

@@ -136,7 +136,7 @@ def exact_topk(vectors: np.ndarray, queries: np.ndarray, k: int, distance: str) 
 
 def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.ndarray, workdir: Path, *,
               k: int = 10, batch_size: int = 500, payload_indexes: dict[str, Any] | None = None,
-              keep: bool = False) -> TrialResult:
+              keep: bool = False, label: str | None = None) -> TrialResult:
     """Build the sample's collection under ``cand`` in ``workdir`` and measure it."""
     cfg = experimental(cand.config)
     root = workdir / cand.name
@@ -165,7 +165,7 @@ def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.nd
         tgt.count("s")
         pos = {pid: i for i, pid in enumerate(sample.ids)}
         results = []
-        for sp in cand.searches if len(queries) else []:
+        for sp in cand.searches:
             tgt.search("s", queries[:5], k, params=sp)  # warm-up
             lat = []
             got = []
@@ -181,8 +181,8 @@ def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.nd
                                         p95_ms=round(float(np.percentile(ms, 95)), 3),
                                         mean_ms=round(float(ms.mean()), 3)))
         a1, f1 = rss()
-        label = cand.name if len(queries) else f"{cand.name}@{n}"
-        return TrialResult(name=label, points=n, load_seconds=round(load, 3), build_seconds=round(build, 3),
+        return TrialResult(name=label or cand.name, points=n, load_seconds=round(load, 3),
+                           build_seconds=round(build, 3),
                            disk=disk, wal_bytes=wal, rss_anon_bytes=max(0, a1 - a0), rss_file_bytes=max(0, f1 - f0),
                            searches=results, indexed=(info.indexed_vectors or 0) if info else 0,
                            segments=(info.segments or 0) if info else 0)

@@ -129,7 +129,7 @@ class SchemaScan:
     def result(self) -> list[dict[str, Any]]:
         out = []
         for fs in sorted(self.fields.values(), key=lambda f: (-f.count, f.name)):
-            distinct = fs.sketch.estimate()
+            distinct = min(fs.sketch.estimate(), fs.count + fs.list_items)
             out.append({
                 "field": fs.name,
                 "types": dict(sorted(fs.types.items(), key=lambda kv: -kv[1])),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from cortex.collection_config import (
@@ -75,6 +76,17 @@ def options(trials: list[TrialResult], cands: list[Candidate], estimates: dict[s
     return rows
 
 
+def recall_drop(half: TrialResult, full: TrialResult, total: int) -> dict[int | None, float]:
+    """Per hnsw_ef, how much recall the full collection is expected to lose against the sample: HNSW
+    recall at a fixed ef falls as the graph grows; the loss measured from half the sample to all of it
+    is extrapolated per doubling (log2) up to ``total`` points."""
+    doublings = math.log2(total / full.points) if total > full.points else 0.0
+    out: dict[int | None, float] = {}
+    for a, b in zip(half.searches, full.searches, strict=False):
+        out[b.params.get("hnsw_ef")] = round(max(0.0, a.recall - b.recall) * doublings, 4)
+    return out
+
+
 def choose(rows: list[dict[str, Any]], min_recall: float) -> tuple[dict[str, Any] | None, str]:
     """The cheapest option meeting ``min_recall``: cost = projected RAM and sample build time, each
     relative to Qdrant's defaults (equal weight), then query latency. None when nothing meets it."""
@@ -87,16 +99,17 @@ def choose(rows: list[dict[str, Any]], min_recall: float) -> tuple[dict[str, Any
     def cost(r: dict[str, Any]) -> tuple[float, float]:
         return ((r["ram_bytes"] or ram0) / ram0 + r["build_seconds"] / build0, r["p50_ms"])
 
-    ok = [r for r in rows if r["tunable"] and r["recall"] >= min_recall]
+    ok = [r for r in rows if r["tunable"] and r.get("projected_recall", r["recall"]) >= min_recall]
     if not ok:
         best = max((r for r in rows if r["tunable"]), key=lambda r: r["recall"])
         return None, (f"no candidate reached recall@10 {min_recall} on the sample (best: {best['candidate']} "
                       f"{_params(best['search'])} at {best['recall']:.3f}); raise hnsw_ef or m, or lower --min-recall")
     pick = min(ok, key=cost)
     r_cost = cost(pick)[0] / 2
-    return pick, (f"cheapest of {len(ok)} option(s) meeting recall@10 >= {min_recall}: {pick['candidate']} "
-                  f"{_params(pick['search'])}, recall {pick['recall']:.3f}, cost {r_cost:.2f}x the defaults' "
-                  "(mean of projected RAM and build time ratios)")
+    return pick, (f"cheapest of {len(ok)} option(s) meeting recall@10 >= {min_recall} (projected to the full "
+                  f"count): {pick['candidate']} {_params(pick['search'])}, recall {pick['recall']:.3f} on the sample "
+                  f"(projected {pick.get('projected_recall', pick['recall']):.3f}), cost {r_cost:.2f}x the "
+                  "defaults' (mean of projected RAM and build-time ratios)")
 
 
 def _params(p: dict[str, Any]) -> str:
