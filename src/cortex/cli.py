@@ -148,6 +148,9 @@ def migrate(
                                                      "retries.")] = 30.0,
     checkpoint_seconds: Annotated[float, typer.Option("--checkpoint-seconds", min=0, help="Save the checkpoint "
                                                       "at most this often (it is always saved on exit).")] = 1.0,
+    config: Annotated[str | None, typer.Option("--config", help="Create the collection from a config file "
+                                               "(`cortex qdrant plan --output`): vectors, HNSW, quantization, "
+                                               "payload indexes.")] = None,
     json_out: JsonOpt = False,
     source_type: Any = None, source_opts: Any = None, target_kw: Any = None,
 ) -> None:
@@ -182,7 +185,7 @@ def migrate(
             dead_letter=dead_letter, state_dir=state_dir, restart=restart, retries=retries,
             retry_max_seconds=retry_max_seconds, checkpoint_seconds=checkpoint_seconds,
             progress=RichProgress(f"migrate → {target}"), stop=stop,
-            on_event=lambda m: err.print(m, highlight=False, soft_wrap=True), command=command,
+            on_event=lambda m: err.print(m, highlight=False, soft_wrap=True), command=command, config=config,
             **target_kw)
     finally:
         for s, h in old.items():
