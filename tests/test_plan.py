@@ -116,7 +116,7 @@ def test_plan_writes_a_config_meeting_the_recall_goal(planned):
     out = json.loads(res.stdout)
     assert out["ok"] and out["inventory"]["count"] == 1500 and out["sample"] == 600
     names = [t["name"] for t in out["trials"]]
-    assert names == ["defaults@300", "defaults", "int8", "int8-ef64", "int8-ondisk"]
+    assert names == ["defaults@300", "defaults", "int8", "int8-ef64", "int8-m8", "int8-ondisk"]
     for t in out["trials"]:
         assert t["points"] in (300, 600) and t["build_seconds"] > 0 and t["disk"]["vectors"] >= t["points"] * 32 * 4
         assert t["indexed"] == t["points"]  # the sample was really indexed (HNSW), not searched exactly

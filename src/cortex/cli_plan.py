@@ -33,8 +33,11 @@ def plan(
                                                    "(default: the source file's name).")] = None,
     num_queries: Annotated[int, typer.Option("--num-queries", min=1, help="Queries (sampled points plus noise) "
                                              "per candidate.")] = 200,
-    quick: Annotated[bool, typer.Option("--quick", help="Only the four main candidates (defaults, int8, "
-                                        "int8 ef_construct 64, int8 on disk).")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Only the five main candidates (defaults, int8, "
+                                        "int8 ef_construct 64, int8 m 8, int8 on disk).")] = False,
+    candidates: Annotated[str | None, typer.Option("--candidates", help="Comma-separated candidates to measure "
+                                                   "(defaults, int8, int8-ef64, int8-m8, int8-ondisk, m32, float16, "
+                                                   "binary); Qdrant's defaults are always measured.")] = None,
     workdir: Annotated[str | None, typer.Option("--workdir", help="Where the sample collections are built "
                                                 "(default: a temporary directory, removed after).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the sample and the queries.")] = 0,
@@ -57,6 +60,7 @@ def plan(
 
     res = api.plan(source, source_type=source_type, options=source_opts, collection=collection, sample=sample,
                    min_recall=min_recall, num_queries=num_queries, quick=quick, output=output, workdir=workdir,
+                   candidates=[c.strip() for c in candidates.split(",") if c.strip()] if candidates else None,
                    seed=seed, progress=RichProgress(f"plan: reading {source}"),
                    on_event=lambda m: err.print(m, highlight=False, soft_wrap=True))
     d = res.to_dict()

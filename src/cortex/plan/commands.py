@@ -67,13 +67,15 @@ def _unique(sample: Sample) -> Sample:
 
 def plan(source: str, *, source_type: str | None = None, options: SourceOptions | None = None,
          collection: str | None = None, sample: int = 20_000, min_recall: float = 0.95, k: int = 10,
-         num_queries: int = 200, noise: float = 0.1, quick: bool = False, output: str | None = None,
+         num_queries: int = 200, noise: float = 0.1, quick: bool = False, candidates: list[str] | None = None,
+         output: str | None = None,
          workdir: str | None = None, seed: int = 0, batch_size: int = 2000, progress: Any = None,
          on_event: Event | None = None) -> PlanResult:
     """Measure ``source`` and write the tuned collection config (``output``, YAML) the other commands read."""
     say = on_event or (lambda _m: None)
     if sample < 100:
         raise CortexError(f"--sample {sample}: use at least 100 points (20,000 is the default)")
+    tune.candidates("x", 1, "cosine", only=candidates)  # an unknown --candidates name fails before the long read
     t_start = time.perf_counter()
     phases: dict[str, float] = {}
     with open_source(source, source_type, options) as src:
@@ -94,7 +96,7 @@ def plan(source: str, *, source_type: str | None = None, options: SourceOptions 
     indexes = {f["field"]: PayloadIndex(type=f["suggested_index"]["type"],
                                         is_tenant=f["suggested_index"].get("is_tenant"))
                for f in inv.schema if f.get("suggested_index")}
-    cands = tune.candidates(name, inv.dim, distance, quick=quick)
+    cands = tune.candidates(name, inv.dim, distance, quick=quick, only=candidates)
     own_dir = workdir is None
     wd = Path(tempfile.mkdtemp(prefix="cortex-plan-")) if own_dir else Path(workdir)
     wd.mkdir(parents=True, exist_ok=True)
@@ -130,12 +132,13 @@ def plan(source: str, *, source_type: str | None = None, options: SourceOptions 
         r["projected_recall"] = round(max(0.0, r["recall"] - drops.get(r["search"].get("hnsw_ef"), 0.0)), 4)
     pick, reason = tune.choose(rows, min_recall)
     by = {t.name: t for t in trials}
-    times = {"defaults": est.time_estimate(by["defaults"], total, inv.rows_per_second, model)}
+    vbytes = total * inv.dim * 4
+    times = {"defaults": est.time_estimate(by["defaults"], total, inv.rows_per_second, model, vbytes)}
     cfg_dict = None
     chosen_cand: Candidate | None = None
     if pick is not None:
         chosen_cand = next(c for c in cands if c.name == pick["candidate"])
-        times["chosen"] = est.time_estimate(by[chosen_cand.name], total, inv.rows_per_second, model)
+        times["chosen"] = est.time_estimate(by[chosen_cand.name], total, inv.rows_per_second, model, vbytes)
         e = estimates[chosen_cand.name]
         cc = chosen_cand.config.model_copy(update={
             "payload_indexes": indexes,

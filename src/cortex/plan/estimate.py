@@ -99,7 +99,8 @@ def build_model(full: TrialResult, half: TrialResult | None) -> tuple[float, flo
 
 
 def time_estimate(trial: TrialResult, total: int, read_rate: float | None,
-                  model: tuple[float, float] | None = None) -> dict[str, Any]:
+                  model: tuple[float, float] | None = None, vector_bytes: int | None = None,
+                  indexing_threshold_kb: int = 10_000) -> dict[str, Any]:
     """Seconds to load and index ``total`` points: the load at the slower of the source's read rate and
     the engine's measured load rate (linear); the build by ``model`` (see :func:`build_model`, taken from
     the defaults and scaled by this trial's build time relative to theirs)."""
@@ -111,6 +112,9 @@ def time_estimate(trial: TrialResult, total: int, read_rate: float | None,
     base = fixed + slope * _nlogn(trial.points)
     ratio = trial.build_seconds / base if base > 0 else 1.0  # this candidate's build vs the model's settings
     build = ratio * (fixed + slope * _nlogn(total))
+    unindexed = vector_bytes is not None and vector_bytes < indexing_threshold_kb * 1024
+    if unindexed:
+        build = 0.0
     return {
         "load_rate": round(load_rate, 1) if load_rate else None,
         "read_rate": round(read_rate, 1) if read_rate else None,
@@ -118,10 +122,13 @@ def time_estimate(trial: TrialResult, total: int, read_rate: float | None,
         "build_seconds": round(build, 1),
         "total_seconds": round((load or 0) + build, 1),
         "build_fixed_seconds": round(fixed * ratio, 2),
+        "indexed": not unindexed,
         "scaling": (f"load: linear in points ({rate or 0:,.0f} points/s, the slower of reading the source and "
                     f"loading the engine); HNSW build: {fixed * ratio:.1f} s fixed + n log n, fitted on "
                     f"{trial.points // 2:,} and {trial.points:,} sample points ({trial.build_seconds:.1f} s), "
-                    f"so {total:,} points take {build:.0f} s"),
+                    f"so {total:,} points take {build:.0f} s"
+                    + (f" (none here: {total:,} vectors are under Qdrant's {indexing_threshold_kb:,} KB indexing "
+                       "threshold, so the collection is searched exactly and no index is built)" if unindexed else "")),
     }
 
 
