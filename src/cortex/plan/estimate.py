@@ -87,15 +87,16 @@ def _nlogn(n: float) -> float:
 
 
 def build_model(full: TrialResult, half: TrialResult | None) -> tuple[float, float]:
-    """(fixed seconds, seconds per n log n) of the HNSW build, fitted through the builds at half and all of
-    the sample; pure n log n through the full sample's build when the two disagree (noise on a busy machine)."""
+    """(fixed CPU seconds, CPU seconds per n log n) of the HNSW build, fitted through the builds at half and
+    all of the sample (CPU time: wall time on a shared machine swings with the other jobs); pure n log n
+    through the full sample's build when the two disagree."""
     f1 = _nlogn(full.points)
     if half is not None and full.points > half.points:
-        slope = (full.build_seconds - half.build_seconds) / (f1 - _nlogn(half.points))
-        fixed = full.build_seconds - slope * f1
+        slope = (full.build_cpu_seconds - half.build_cpu_seconds) / (f1 - _nlogn(half.points))
+        fixed = full.build_cpu_seconds - slope * f1
         if slope > 0 and fixed >= 0:
             return fixed, slope
-    return 0.0, full.build_seconds / f1 if f1 else 0.0
+    return 0.0, full.build_cpu_seconds / f1 if f1 else 0.0
 
 
 def time_estimate(trial: TrialResult, total: int, read_rate: float | None,
@@ -108,10 +109,12 @@ def time_estimate(trial: TrialResult, total: int, read_rate: float | None,
     rates = [r for r in (load_rate, read_rate) if r]
     rate = min(rates) if rates else None
     load = total / rate if rate else None
-    fixed, slope = model or (0.0, trial.build_seconds / _nlogn(trial.points))
+    fixed, slope = model or (0.0, trial.build_cpu_seconds / _nlogn(trial.points))
     base = fixed + slope * _nlogn(trial.points)
-    ratio = trial.build_seconds / base if base > 0 else 1.0  # this candidate's build vs the model's settings
-    build = ratio * (fixed + slope * _nlogn(total))
+    ratio = trial.build_cpu_seconds / base if base > 0 else 1.0  # this candidate's build vs the model's settings
+    parallel = trial.build_cpu_seconds / trial.build_seconds if trial.build_seconds > 0 else 1.0
+    build_cpu = ratio * (fixed + slope * _nlogn(total))
+    build = build_cpu / max(parallel, 1e-3)  # wall = CPU / the parallelism the sample's build reached
     unindexed = vector_bytes is not None and vector_bytes < indexing_threshold_kb * 1024
     if unindexed:
         build = 0.0
@@ -121,12 +124,15 @@ def time_estimate(trial: TrialResult, total: int, read_rate: float | None,
         "load_seconds": round(load, 1) if load is not None else None,
         "build_seconds": round(build, 1),
         "total_seconds": round((load or 0) + build, 1),
-        "build_fixed_seconds": round(fixed * ratio, 2),
+        "build_fixed_seconds": round(fixed * ratio / max(parallel, 1e-3), 2),
+        "build_cpu_seconds": round(build_cpu, 1),
+        "build_parallelism": round(parallel, 2),
         "indexed": not unindexed,
         "scaling": (f"load: linear in points ({rate or 0:,.0f} points/s, the slower of reading the source and "
-                    f"loading the engine); HNSW build: {fixed * ratio:.1f} s fixed + n log n, fitted on "
-                    f"{trial.points // 2:,} and {trial.points:,} sample points ({trial.build_seconds:.1f} s), "
-                    f"so {total:,} points take {build:.0f} s"
+                    f"loading the engine); HNSW build: fixed + n log n in CPU seconds, fitted on "
+                    f"{trial.points // 2:,} and {trial.points:,} sample points ({trial.build_cpu_seconds:.1f} CPU s "
+                    f"in {trial.build_seconds:.1f} s, {parallel:.1f} cores busy), so {total:,} points take "
+                    f"{build_cpu:.0f} CPU s, {build:.0f} s at that parallelism"
                     + (f" (none here: {total:,} vectors are under Qdrant's {indexing_threshold_kb:,} KB indexing "
                        "threshold, so the collection is searched exactly and no index is built)" if unindexed else "")),
     }

@@ -47,6 +47,7 @@ class TrialResult:
     points: int
     load_seconds: float
     build_seconds: float
+    build_cpu_seconds: float  # CPU time of the build (all engine threads): steadier than wall time on a busy host
     disk: dict[str, int]  # component -> allocated bytes (WAL apart)
     wal_bytes: int
     rss_anon_bytes: int  # resident anonymous memory the open shard added (after the queries)
@@ -72,6 +73,14 @@ def rss() -> tuple[int, int]:
     except OSError:
         pass
     return anon, filed
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process, every thread included (the engine builds in Rust threads)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def component(rel: Path) -> str:
@@ -153,9 +162,9 @@ def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.nd
         load = time.perf_counter() - t0
         for fld, idx in (payload_indexes or {}).items():
             tgt.create_payload_index("s", fld, idx.type, is_tenant=bool(idx.is_tenant))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         tgt.finish_load("s")
-        build = time.perf_counter() - t0
+        build, build_cpu = time.perf_counter() - t0, cpu_seconds() - c0
         info = tgt.collection_info("s")
         tgt.close()
         disk = disk_components(root / "s")
@@ -182,7 +191,7 @@ def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.nd
                                         mean_ms=round(float(ms.mean()), 3)))
         a1, f1 = rss()
         return TrialResult(name=label or cand.name, points=n, load_seconds=round(load, 3),
-                           build_seconds=round(build, 3),
+                           build_seconds=round(build, 3), build_cpu_seconds=round(build_cpu, 3),
                            disk=disk, wal_bytes=wal, rss_anon_bytes=max(0, a1 - a0), rss_file_bytes=max(0, f1 - f0),
                            searches=results, indexed=(info.indexed_vectors or 0) if info else 0,
                            segments=(info.segments or 0) if info else 0)

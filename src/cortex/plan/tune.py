@@ -80,7 +80,8 @@ def options(trials: list[TrialResult], cands: list[Candidate], estimates: dict[s
         est = estimates.get(t.name, {})
         for s in t.searches:
             rows.append({"candidate": t.name, "search": s.params, "recall": s.recall, "p50_ms": s.p50_ms,
-                         "p95_ms": s.p95_ms, "build_seconds": t.build_seconds, "ram_bytes": est.get("ram_bytes"),
+                         "p95_ms": s.p95_ms, "build_seconds": t.build_seconds,
+                         "build_cpu_seconds": t.build_cpu_seconds, "ram_bytes": est.get("ram_bytes"),
                          "disk_bytes": est.get("disk_bytes"), "tunable": by_name[t.name].tune})
     return rows
 
@@ -98,15 +99,17 @@ def recall_drop(half: TrialResult, full: TrialResult, total: int) -> dict[int | 
 
 def choose(rows: list[dict[str, Any]], min_recall: float) -> tuple[dict[str, Any] | None, str]:
     """The cheapest option meeting ``min_recall``: cost = projected RAM and sample build time, each
-    relative to Qdrant's defaults (equal weight), then query latency. None when nothing meets it."""
+    relative to Qdrant's defaults (equal weight; build in CPU seconds), then query latency. None when
+    nothing meets it."""
     base = next((r for r in rows if r["candidate"] == "defaults"), rows[0] if rows else None)
     if base is None:
         return None, "no candidate was measured"
     ram0 = base["ram_bytes"] or 1
-    build0 = base["build_seconds"] or 1e-9
+    build0 = base["build_cpu_seconds"] or base["build_seconds"] or 1e-9
 
     def cost(r: dict[str, Any]) -> tuple[float, float]:
-        return ((r["ram_bytes"] or ram0) / ram0 + r["build_seconds"] / build0, r["p50_ms"])
+        return ((r["ram_bytes"] or ram0) / ram0 + (r["build_cpu_seconds"] or r["build_seconds"]) / build0,
+                r["p50_ms"])
 
     ok = [r for r in rows if r["tunable"] and r.get("projected_recall", r["recall"]) >= min_recall]
     if not ok:
