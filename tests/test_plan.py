@@ -150,6 +150,7 @@ def test_migrate_with_the_config_creates_that_collection_and_compare_uses_its_pa
         info = t.collection_info("docs")
         assert info.points == 1500 and info.hnsw["m"] == 8 and info.hnsw["ef_construct"] == 40
         assert info.payload_indexes["workspace_id"] == "keyword" and info.payload_indexes["n"] == "integer"
+        assert t._open("docs").info().payload_schema["workspace_id"].params.is_tenant is True
     edge_cfg = json.loads((tmp_path / "qdrant_storage" / "docs" / "edge_config.json").read_text())
     assert edge_cfg["quantization_config"] == {"scalar": {"type": "int8", "always_ram": True}}
     assert edge_cfg["optimizers"]["indexing_threshold"] == 10_000  # re-enabled after the deferred load
@@ -198,3 +199,30 @@ def test_plan_refuses_a_source_without_valid_vectors(cli, tmp_path):
     np.save(tmp_path / "bad.npy", np.full((5, 4), np.nan, dtype=np.float32))
     r = cli("qdrant", "plan", "--source", "bad.npy", "--sample", "100")
     assert r.exit_code == 2 and "no valid vectors" in r.stderr and "5 non-finite" in r.stderr
+
+
+def test_migrate_and_compare_with_the_config_on_a_qdrant_grpc_server(planned, cli, tmp_path, qdrant_server):
+    d, _ = planned
+    raw = yaml.safe_load((d / "plan.yaml").read_text())
+    raw["collections"][0].update(hnsw={"m": 12, "ef_construct": 50},
+                                 quantization={"scalar": {"type": "int8", "always_ram": True}},
+                                 search={"hnsw_ef": 40, "quantization": {"rescore": True, "oversampling": 2.0}})
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
+    r = cli("qdrant", "migrate", "--source", d / "m.npy", "--payloads", d / "m.jsonl", "--target", "docs",
+            "--config", "p.yaml", *qdrant_server.cortex_args)
+    assert r.exit_code == 0, r.stderr
+    client = qdrant_server.client()
+    try:
+        info = client.get_collection("docs")
+        assert info.points_count == 1500
+        assert info.config.hnsw_config.m == 12 and info.config.hnsw_config.ef_construct == 50
+        assert info.config.quantization_config.scalar.always_ram is True
+        assert info.config.optimizer_config.indexing_threshold == 10_000  # re-enabled after the load
+        # (the test server does not report index params back; is_tenant is checked on the embedded target)
+        assert str(info.payload_schema["workspace_id"].data_type).lower().endswith("keyword")
+    finally:
+        client.close()
+    r = cli("qdrant", "compare", "--source", d / "m.npy", "--collection", "docs", "--config", "p.yaml",
+            "--num-queries", "30", "--json", *qdrant_server.cortex_args)
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["ef"] == 40
