@@ -46,6 +46,9 @@ def fit_fixed(full: TrialResult, half: TrialResult) -> dict[str, int]:
         b1, b0 = full.disk.get(c, 0), half.disk.get(c, 0)
         slope = max(0.0, (b1 - b0) / dn) if dn > 0 else 0.0
         out[c] = int(min(b1, max(0.0, b1 - slope * full.points)))
+    a1, a0 = full.rss_anon_bytes, half.rss_anon_bytes  # the open shard's heap: fixed + per point, the same way
+    slope = max(0.0, (a1 - a0) / dn) if dn > 0 else 0.0
+    out["heap"] = int(min(a1, max(0.0, a1 - slope * full.points)))
     return out
 
 
@@ -57,8 +60,10 @@ def project(trial: TrialResult, config: CollectionConfig, fixed: dict[str, int],
     per_point = {c: max(0, trial.disk.get(c, 0) - fixed.get(c, 0)) / n for c in COMPONENTS}
     full = {c: int(per_point[c] * total + min(fixed.get(c, 0), trial.disk.get(c, 0))) for c in COMPONENTS}
     ram_set = resident(config)
-    anon_per_point = trial.rss_anon_bytes / n
-    ram = sum(full[c] for c in ram_set) + int(anon_per_point * total)
+    heap_fixed = min(fixed.get("heap", 0), trial.rss_anon_bytes)
+    anon_per_point = (trial.rss_anon_bytes - heap_fixed) / n
+    heap = int(anon_per_point * total) + heap_fixed
+    ram = sum(full[c] for c in ram_set) + heap
     disk = sum(full.values()) + wal_bytes
     return {
         "points": total,
@@ -67,7 +72,7 @@ def project(trial: TrialResult, config: CollectionConfig, fixed: dict[str, int],
         "components": full,
         "resident": sorted(ram_set),
         "bytes_per_point": {c: round(v, 1) for c, v in per_point.items() if v},
-        "heap_bytes": int(anon_per_point * total),
+        "heap_bytes": heap,
         "wal_bytes": wal_bytes,
         "sample_disk_bytes": sum(trial.disk.values()) + trial.wal_bytes,
         "sample_rss_bytes": trial.rss_anon_bytes + trial.rss_file_bytes,

@@ -169,6 +169,7 @@ def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.nd
         tgt.close()
         disk = disk_components(root / "s")
         wal = disk.pop("wal")
+        heap = heap_in_fresh_process(root, cand.searches, queries, k)
         a0, f0 = rss()
         tgt = EdgeTarget(root)
         tgt.count("s")
@@ -192,13 +193,56 @@ def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.nd
         a1, f1 = rss()
         return TrialResult(name=label or cand.name, points=n, load_seconds=round(load, 3),
                            build_seconds=round(build, 3), build_cpu_seconds=round(build_cpu, 3),
-                           disk=disk, wal_bytes=wal, rss_anon_bytes=max(0, a1 - a0), rss_file_bytes=max(0, f1 - f0),
+                           disk=disk, wal_bytes=wal,
+                           rss_anon_bytes=heap if heap is not None else max(0, a1 - a0), rss_file_bytes=max(0, f1 - f0),
                            searches=results, indexed=(info.indexed_vectors or 0) if info else 0,
                            segments=(info.segments or 0) if info else 0)
     finally:
         tgt.close()
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
+
+
+_HEAP_PROBE = """
+import sys, numpy as np, qdrant_edge
+from cortex.collection_config import SearchParams
+from cortex.plan.experiment import rss
+from cortex.targets.edge import EdgeTarget
+root, qfile, k, params = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+qs = np.load(qfile)
+a0, _ = rss()
+t = EdgeTarget(root)
+t.count("s")
+for p in params:
+    sp = SearchParams.model_validate_json(p)
+    for i in range(len(qs)):
+        t.search("s", qs[i:i + 1], k, params=sp)
+a1, _ = rss()
+t.close()
+print(max(0, a1 - a0))
+"""
+
+
+def heap_in_fresh_process(root: Path, searches: list[SearchParams], queries: np.ndarray, k: int) -> int | None:
+    """Anonymous memory the open, queried shard adds, measured in a new process: in this one, heap freed by
+    earlier trials is reused and hides it. None when the probe cannot run (the in-process delta is used)."""
+    import os
+    import subprocess
+    import sys
+
+    qfile = root / "queries.npy"
+    np.save(qfile, np.asarray(queries, dtype=np.float32))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    try:
+        p = subprocess.run([sys.executable, "-c", _HEAP_PROBE, str(root), str(qfile), str(k),
+                            *[sp.model_dump_json(exclude_none=True) for sp in searches]],
+                           capture_output=True, text=True, env=env, timeout=600)
+        return int(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else None
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+        return None
+    finally:
+        qfile.unlink(missing_ok=True)
 
 
 def _payloads(pls: list[dict[str, Any] | None]) -> list[dict[str, Any]] | None:
