@@ -306,7 +306,9 @@ class EdgeTarget(Target):
             params = q.SearchParams(hnsw_ef=ef, exact=exact)
         flt = None
         if filter:
-            flt = q.Filter(must=[q.FieldCondition(key=k_, match=q.MatchValue(v)) for k_, v in filter.items()])
+            # a Python bool reaches the binding as an integer (and matches no boolean); numpy's bool does not
+            flt = q.Filter(must=[q.FieldCondition(key=k_, match=q.MatchValue(np.bool_(v) if isinstance(v, bool) else v))
+                                 for k_, v in filter.items()])
         reqs = [q.QueryRequest(limit=k, query=q.Query.Nearest(row), filter=flt, params=params)
                 for row in np.asarray(queries, dtype=np.float32).tolist()]
         results = shard.query_batch(q.QueryBatchRequest(reqs))
