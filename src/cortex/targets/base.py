@@ -68,8 +68,12 @@ class Target(ABC):
     @abstractmethod
     def create_collection(self, name: str, dim: int, distance: str, defer_indexing: bool = True, *,
                           sparse: dict[str, dict[str, Any]] | None = None,
-                          named: dict[str, dict[str, Any]] | None = None) -> None:
-        """A collection with a default vector of ``dim``; ``sparse`` / ``named`` as in SourceInfo.details."""
+                          named: dict[str, dict[str, Any]] | None = None, config: Any = None) -> None:
+        """A collection with a default vector of ``dim``; ``sparse`` / ``named`` as in SourceInfo.details.
+
+        ``config``: a :class:`cortex.collection_config.CollectionConfig` (``migrate --config``); its
+        vectors, HNSW, quantization and optimizer settings are used instead of the defaults.
+        """
 
     @abstractmethod
     def delete_collection(self, name: str) -> None: ...
@@ -107,8 +111,12 @@ class Target(ABC):
 
     @abstractmethod
     def search(self, name: str, queries: np.ndarray, k: int, ef: int | None = None,
-               exact: bool = False, filter: Any = None) -> list[list[tuple[Any, float]]]:
-        """Per query, the top-k (id, score). ``filter``: {field: value} equality or a :mod:`cortex.where` AST."""
+               exact: bool = False, filter: Any = None, params: Any = None) -> list[list[tuple[Any, float]]]:
+        """Per query, the top-k (id, score). ``filter``: {field: value} equality or a :mod:`cortex.where` AST.
+
+        ``params``: a :class:`cortex.collection_config.SearchParams` (hnsw_ef, quantization rescore /
+        oversampling), the query-time settings of a config file; ``ef`` / ``exact`` override its values.
+        """
 
     @abstractmethod
     def count(self, name: str, exact: bool = True, filter: Any = None) -> int:
@@ -135,7 +143,7 @@ class Target(ABC):
                              is_tenant: bool = False) -> None:
         """Index a payload field for filtered search (one of ``PAYLOAD_INDEX_KINDS``).
 
-        ``is_tenant`` (keyword fields): the field partitions the collection by tenant, and Qdrant
+        ``is_tenant`` (keyword/uuid fields): the field partitions the collection by tenant, and Qdrant
         lays out storage so that one tenant's points sit together (its multitenancy guide).
         """
 
@@ -157,6 +165,18 @@ def qdrant_filter(filter: Any, flavor: str) -> Any:
 
     expr = filter if not isinstance(filter, dict) else where.And(tuple(where.equals(f, v) for f, v in filter.items()))
     return where.to_qdrant(expr, flavor)
+def merged_search_params(params: Any, ef: int | None, exact: bool) -> Any:
+    """A config file's SearchParams (or None) with an explicit ``ef`` / ``exact`` applied over it."""
+    if params is None and ef is None and not exact:
+        return None
+    from cortex.collection_config import SearchParams
+
+    p = params.model_copy() if params is not None else SearchParams()
+    if ef is not None:
+        p.hnsw_ef = ef
+    if exact:
+        p.exact = True
+    return p
 
 
 def normalize_rows(v: np.ndarray) -> np.ndarray:

@@ -23,9 +23,18 @@ import numpy as np
 from cortex import disk_space
 from cortex.errors import CollectionBusyError, CortexError, DiskFullError, TargetError
 from cortex.ids import normalize_point_id
-from cortex.targets.base import CollectionInfo, StoredPoint, Target, qdrant_filter, split_vectors, stack_vectors
+from cortex.targets.base import (
+    CollectionInfo,
+    StoredPoint,
+    Target,
+    merged_search_params,
+    qdrant_filter,
+    split_vectors,
+    stack_vectors,
+)
 
 DEFAULT_INDEXING_THRESHOLD_KB = 10_000  # Qdrant's default
+CONFIG_FILE = "cortex_config.json"  # the CollectionConfig a collection was created from (migrate --config)
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _DISTANCES = {"cosine": "Cosine", "dot": "Dot", "euclid": "Euclid", "manhattan": "Manhattan"}
 
@@ -151,7 +160,7 @@ class EdgeTarget(Target):
 
     def create_collection(self, name: str, dim: int, distance: str, defer_indexing: bool = True, *,
                           sparse: dict[str, dict[str, Any]] | None = None,
-                          named: dict[str, dict[str, Any]] | None = None) -> None:
+                          named: dict[str, dict[str, Any]] | None = None, config: Any = None) -> None:
         d = self._dir(name)
         if (d / "edge_config.json").exists():
             raise TargetError(f"collection '{name}' already exists in {self.root}")
@@ -161,6 +170,13 @@ class EdgeTarget(Target):
             shutil.rmtree(d)
         d.parent.mkdir(parents=True, exist_ok=True)
         disk_space.check_create(self.root, name)
+        if config is not None:
+            from cortex.collection_config import edge_config
+
+            threshold = 0 if defer_indexing else _threshold(config)
+            self._shards[name] = _q().EdgeShard.create(str(d), edge_config(config, indexing_threshold=threshold))
+            (d / CONFIG_FILE).write_text(config.model_dump_json(exclude_none=True))
+            return
         threshold = 0 if defer_indexing else DEFAULT_INDEXING_THRESHOLD_KB
         self._shards[name] = _q().EdgeShard.create(str(d), self._edge_config(dim, distance, threshold, sparse, named))
 
@@ -201,7 +217,21 @@ class EdgeTarget(Target):
     def flush(self, name: str) -> None:
         self._open(name).flush()
 
+    def _created_from(self, name: str) -> Any:
+        """The CollectionConfig the collection was created from, or None."""
+        f = self._dir(name) / CONFIG_FILE
+        if not f.exists():
+            return None
+        from cortex.collection_config import CollectionConfig
+
+        return CollectionConfig.model_validate_json(f.read_text())
+
     def _reindex(self, name: str, threshold: int) -> Any:
+        created = self._created_from(name)
+        if created is not None:  # keep its HNSW / quantization / storage settings
+            from cortex.collection_config import edge_config
+
+            return self._open(name, edge_config(created, indexing_threshold=_threshold(created)))
         cfg = self._config_json(name) or {}
         vectors = dict(cfg["vectors"])
         vec = vectors.pop("")
@@ -266,10 +296,15 @@ class EdgeTarget(Target):
                 return
 
     def search(self, name: str, queries: np.ndarray, k: int, ef: int | None = None,
-               exact: bool = False, filter: Any = None) -> list[list[tuple[Any, float]]]:
+               exact: bool = False, filter: Any = None, params: Any = None) -> list[list[tuple[Any, float]]]:
         q = _q()
         shard = self._open(name)
-        params = q.SearchParams(hnsw_ef=ef, exact=exact)
+        if params is not None:
+            from cortex.collection_config import edge_search_params
+
+            params = edge_search_params(merged_search_params(params, ef, exact))
+        else:
+            params = q.SearchParams(hnsw_ef=ef, exact=exact)
         flt = qdrant_filter(filter, "edge")
         reqs = [q.QueryRequest(limit=k, query=q.Query.Nearest(row), filter=flt, params=params)
                 for row in np.asarray(queries, dtype=np.float32).tolist()]
@@ -288,9 +323,14 @@ class EdgeTarget(Target):
                              is_tenant: bool = False) -> None:
         q = _q()
         schema: Any = getattr(q.PayloadSchemaType, kind.capitalize())
-        if is_tenant and kind == "keyword":  # Qdrant Edge takes the tenant flag (KeywordIndexParams)
-            schema = q.KeywordIndexParams(is_tenant=True)
+        if is_tenant and kind in ("keyword", "uuid"):  # Qdrant Edge takes the tenant flag
+            schema = (q.KeywordIndexParams if kind == "keyword" else q.UuidIndexParams)(is_tenant=True)
         self._open(name).update(q.UpdateOperation.create_field_index(field_name, schema))
+
+
+def _threshold(config: Any) -> int:
+    o = config.optimizers
+    return o.indexing_threshold if o is not None and o.indexing_threshold is not None else DEFAULT_INDEXING_THRESHOLD_KB
 
 
 def _stored(r: Any, with_vectors: bool) -> StoredPoint:

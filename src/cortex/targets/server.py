@@ -19,7 +19,7 @@ import numpy as np
 
 from cortex.errors import AuthError, BatchTooLargeError, TargetError, TransientTargetError
 from cortex.ids import normalize_point_id
-from cortex.targets.base import CollectionInfo, StoredPoint, Target, qdrant_filter, split_vectors
+from cortex.targets.base import CollectionInfo, StoredPoint, Target, merged_search_params, qdrant_filter, split_vectors
 
 T = TypeVar("T")
 DEFAULT_INDEXING_THRESHOLD_KB = 10_000
@@ -95,6 +95,7 @@ class ServerTarget(Target):
         self._uploader_lock = threading.Lock()
         # Local mode is not thread-safe (one SQLite connection): the pipeline's writers take turns.
         self._local_lock = threading.Lock() if self.local else None
+        self._thresholds: dict[str, int] = {}  # indexing threshold of a config-created collection, after its load
 
     @property
     def location(self) -> str:
@@ -159,9 +160,23 @@ class ServerTarget(Target):
 
     def create_collection(self, name: str, dim: int, distance: str, defer_indexing: bool = True, *,
                           sparse: dict[str, dict[str, Any]] | None = None,
-                          named: dict[str, dict[str, Any]] | None = None, custom_sharding: bool = False) -> None:
-        """As :meth:`Target.create_collection`; ``custom_sharding``: sharding_method custom (shard keys)."""
+                          named: dict[str, dict[str, Any]] | None = None, custom_sharding: bool = False,
+                          config: Any = None) -> None:
+        """As :meth:`Target.create_collection`; ``custom_sharding``: sharding_method custom (shard keys);
+        ``config``: a :class:`~cortex.collection_config.CollectionConfig` to create it from."""
         from qdrant_client import models
+
+        if config is not None:
+            from cortex.collection_config import client_create_kwargs
+
+            kw = client_create_kwargs(config.model_copy(update={"name": name}),
+                                      indexing_threshold=0 if defer_indexing else None)
+            if custom_sharding:
+                kw["sharding_method"] = models.ShardingMethod.CUSTOM
+            if config.optimizers is not None and config.optimizers.indexing_threshold is not None:
+                self._thresholds[name] = config.optimizers.indexing_threshold
+            self._call(f"create collection '{name}'", lambda: self.client.create_collection(**kw))
+            return
 
         def params(size: int, dist: str) -> Any:
             return models.VectorParams(size=size, distance=models.Distance(_DISTANCES[dist.lower()]))
@@ -233,7 +248,8 @@ class ServerTarget(Target):
         info = self.collection_info(name)
         if info is not None and info.optimizer.get("indexing_threshold") == 0:
             self._call(f"re-enable indexing of '{name}'", lambda: self.client.update_collection(
-                name, optimizers_config=models.OptimizersConfigDiff(indexing_threshold=DEFAULT_INDEXING_THRESHOLD_KB)))
+                name, optimizers_config=models.OptimizersConfigDiff(
+                    indexing_threshold=self._thresholds.get(name, DEFAULT_INDEXING_THRESHOLD_KB))))
 
     def optimize(self, name: str, wait: bool = True, progress: Any = None) -> CollectionInfo:
         from qdrant_client import models
@@ -270,12 +286,15 @@ class ServerTarget(Target):
                 return
 
     def search(self, name: str, queries: np.ndarray, k: int, ef: int | None = None,
-               exact: bool = False, filter: Any = None) -> list[list[tuple[Any, float]]]:
+               exact: bool = False, filter: Any = None, params: Any = None) -> list[list[tuple[Any, float]]]:
         from qdrant_client import models
 
+        from cortex.collection_config import client_search_params
+
         flt = qdrant_filter(filter, "client")
-        params = models.SearchParams(hnsw_ef=ef, exact=exact)
-        reqs = [models.QueryRequest(query=row, limit=k, filter=flt, params=params)
+        sp = (client_search_params(merged_search_params(params, ef, exact)) if params is not None
+              else models.SearchParams(hnsw_ef=ef, exact=exact))
+        reqs = [models.QueryRequest(query=row, limit=k, filter=flt, params=sp)
                 for row in np.asarray(queries, dtype=np.float32).tolist()]
         out = self._call(f"search '{name}'", lambda: self.client.query_batch_points(name, requests=reqs))
         return [[(normalize_point_id(p.id), float(p.score)) for p in r.points] for r in out]
@@ -302,6 +321,8 @@ class ServerTarget(Target):
         schema: Any = getattr(models.PayloadSchemaType, kind.upper())
         if is_tenant and kind == "keyword":
             schema = models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
+        elif is_tenant and kind == "uuid":
+            schema = models.UuidIndexParams(type=models.UuidIndexType.UUID, is_tenant=True)
         self._call(f"index payload field '{field_name}'", lambda: self.client.create_payload_index(
             name, field_name=field_name, field_schema=schema, wait=True))
 
