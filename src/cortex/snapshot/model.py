@@ -1,0 +1,32 @@
+"""What the snapshot and backup commands return, and the checksum they use."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class SnapshotInfo:
+    name: str
+    collection: str
+    location: str  # a file (embedded, or a downloaded server snapshot) or the server's URL
+    size: int | None = None
+    created: str | None = None
+    checksum: str | None = None  # sha256 hex
+    points: int | None = None
+    target: str = "embedded"
+    downloaded: str | None = None  # server: the local copy, when --output was given
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
