@@ -167,3 +167,19 @@ def test_sparse_members_round_trip_with_many_holes(tmp_path):
         m = tar.getmember("holey.bin")
         assert m.size == f.stat().st_size
         assert tar.extractfile(m).read() == f.read_bytes()
+
+
+def test_overwrite_replaces_only_after_the_snapshot_checks_out(migrated, tmp_path):
+    src, store = migrated
+    snap = api.snapshot_create("docs", path=str(store), output=str(tmp_path / "docs.snapshot"))
+    other = write_jsonl(tmp_path / "other.jsonl", vectors(40, 16, seed=8))
+    api.migrate(str(other), "target", path=str(store))
+    broken = tmp_path / "broken.snapshot"
+    broken.write_bytes(b"\0" * 4096)
+    with pytest.raises(CortexError):
+        api.snapshot_restore(str(broken), collection="target", overwrite=True, path=str(store))
+    assert api.verify("target", source=str(other), full=True, path=str(store)).ok  # untouched
+    r = api.snapshot_restore(snap.location, collection="target", overwrite=True, path=str(store))
+    assert r["points"] == 300
+    assert api.verify("target", source=str(src), full=True, path=str(store)).ok
+    assert sorted(p.name for p in store.iterdir() if not p.name.startswith(".")) == ["docs", "target"]

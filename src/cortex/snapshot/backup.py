@@ -167,7 +167,8 @@ def verify_backup(archive: str) -> BackupSummary:
         raise CortexError(f"{path}: no such backup; pass the .tar or .parquet file `cortex qdrant backup` wrote")
     fmt = "parquet" if path.suffix == ".parquet" else "tar"
     summary = BackupSummary(source="", kind="", archive=str(path), format=fmt, bytes=path.stat().st_size)
-    problems: list[str] = []
+    # the files inside first (the most useful line names the damaged file), then the archive's own sha256
+    problems = _verify_members(path, summary) if fmt == "tar" else _verify_parquet(path, summary)
     side = Path(str(path) + ".sha256")
     got = sha256_file(path)
     summary.sha256 = got
@@ -177,10 +178,6 @@ def verify_backup(archive: str) -> BackupSummary:
             problems.append(f"sha256 of the file is {got}, {side.name} says {words[0] if words else '(empty)'}")
     else:
         problems.append(f"{side.name} is missing: the archive's own checksum cannot be checked")
-    if fmt == "tar":
-        problems += _verify_members(path, summary)
-    else:
-        problems += _verify_parquet(path, summary)
     summary.problems = problems
     summary.seconds = round(time.perf_counter() - t0, 3)
     if problems:

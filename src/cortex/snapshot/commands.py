@@ -62,9 +62,8 @@ def snapshot_restore(snapshot: str, *, collection: str, checksum: str | None = N
     tgt, own = _open(target, path, url, api_key, prefer_grpc, grpc_port)
     try:
         if isinstance(tgt, EdgeTarget):
-            if overwrite:
-                tgt.delete_collection(collection)
-            return edge_snapshot.restore(tgt, snapshot, collection, checksum, snapshot_dir, from_collection)
+            return edge_snapshot.restore(tgt, snapshot, collection, checksum, snapshot_dir, from_collection,
+                                         overwrite)
         return server_snapshot.restore(tgt, snapshot, collection, checksum, priority, overwrite)
     finally:
         if own:

@@ -164,7 +164,8 @@ def check_archive(path: Path) -> None:
 
 
 def restore(target: EdgeTarget, snapshot: str, collection: str, checksum: str | None = None,
-            snapshot_dir_: str | Path | None = None, source_collection: str | None = None) -> dict[str, Any]:
+            snapshot_dir_: str | Path | None = None, source_collection: str | None = None,
+            overwrite: bool = False) -> dict[str, Any]:
     """Check the sha256, unpack with ``EdgeShard.unpack_snapshot`` beside the storage, load it, move it in place."""
     import qdrant_edge
 
@@ -177,11 +178,15 @@ def restore(target: EdgeTarget, snapshot: str, collection: str, checksum: str | 
                           "not the one meant: restore another copy")
     check_archive(path)
     dest = target._dir(collection)
-    if collection in target.list_collections() or (dest.exists() and any(dest.iterdir())):
+    exists = collection in target.list_collections()
+    if exists and overwrite:
+        target._open(collection)  # refused (exit 4) while another process uses it
+    elif exists or (dest.exists() and any(dest.iterdir())):
         raise ConflictError(f"collection '{collection}' already exists in {target.root}; restore into a new "
-                            "name (--collection) or delete it first")
-    target.root.mkdir(parents=True, exist_ok=True)
-    staging = target.root / f".restore-{collection}-{uuid.uuid4().hex[:8]}"
+                            "name (--collection), or pass --overwrite to replace it")
+    # staged beside the snapshots (not a direct child of the storage root, so never listed as a collection)
+    staging = target.root / SNAPSHOT_DIR / f".restore-{collection}-{uuid.uuid4().hex[:8]}"
+    staging.parent.mkdir(parents=True, exist_ok=True)
     try:
         try:
             qdrant_edge.EdgeShard.unpack_snapshot(str(path), str(staging))
@@ -189,7 +194,9 @@ def restore(target: EdgeTarget, snapshot: str, collection: str, checksum: str | 
         except Exception as e:  # the binding raises a bare Exception
             raise CortexError(f"{path}: Qdrant Edge cannot restore this snapshot ({e}); "
                               "take a new snapshot or restore another copy") from e
-        if dest.exists():
+        if exists:  # --overwrite: only now that the snapshot has unpacked and loaded
+            target.delete_collection(collection)
+        elif dest.exists():
             dest.rmdir()
         os.replace(staging, dest)
     finally:
