@@ -183,3 +183,26 @@ def test_overwrite_replaces_only_after_the_snapshot_checks_out(migrated, tmp_pat
     assert r["points"] == 300
     assert api.verify("target", source=str(src), full=True, path=str(store)).ok
     assert sorted(p.name for p in store.iterdir() if not p.name.startswith(".")) == ["docs", "target"]
+
+
+def test_snapshot_and_restore_respect_the_migration_lock(migrated, tmp_path):
+    """``migrate`` holds <path>/.cortex-locks/<collection>.lock; snapshot and restore wait for nobody."""
+    from urllib.parse import quote
+
+    from cortex.state import acquire_lock, release_lock
+
+    _, store = migrated
+    fd = acquire_lock(store / ".cortex-locks" / f"{quote('docs', safe='')}.lock", "held by the test")
+    try:
+        with pytest.raises(CollectionBusyError, match="being written by a migration"):
+            api.snapshot_create("docs", path=str(store))
+    finally:
+        release_lock(fd)
+    snap = api.snapshot_create("docs", path=str(store))
+    fd = acquire_lock(store / ".cortex-locks" / "fresh.lock", "held by the test")
+    try:
+        with pytest.raises(CollectionBusyError):
+            api.snapshot_restore(snap.location, collection="fresh", path=str(store))
+        assert not (store / "fresh").exists()
+    finally:
+        release_lock(fd)

@@ -7,29 +7,46 @@ reads::
     wal/...                          the write-ahead log (keeps the operation numbers going)
     segments/<uuid>.tar              one tar per segment: snapshot/files/<the segment's files>
 
-A snapshot is taken with the shard open in this process (Qdrant Edge's lock on the shard refuses a
-second process, so nothing can write while the files are read) and flushed first, so it is
-consistent. A collection another process holds is refused (exit 4), never copied half-written.
+A snapshot is taken holding the collection's lock file (the one ``migrate`` holds, so a running
+migration refuses it and it refuses a migration) with the shard open in this process (Qdrant Edge's
+own lock refuses any other process), flushed first: it is consistent. A collection another process
+holds is refused (exit 4), never copied half-written. ``restore`` holds the destination's lock too.
 Beside ``NAME.snapshot`` is ``NAME.snapshot.checksum`` (sha256 hex), as a Qdrant server writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tarfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from cortex.errors import CheckFailed, ConflictError, CortexError, TargetError
 from cortex.snapshot.model import SnapshotInfo, sha256_file
 from cortex.snapshot.sparse_tar import add_file, add_tree, data_regions
+from cortex.state import acquire_lock, release_lock
 from cortex.targets.edge import EdgeTarget
 
 SUFFIX = ".snapshot"
 SNAPSHOT_DIR = ".snapshots"  # under the storage root; not a collection (no edge_config.json)
+
+
+@contextlib.contextmanager
+def collection_lock(target: EdgeTarget, collection: str, doing: str) -> Iterator[None]:
+    """The per-collection lock file ``migrate`` holds (``<path>/.cortex-locks/<collection>.lock``)."""
+    fd = acquire_lock(target.root / ".cortex-locks" / f"{quote(collection, safe='')}.lock",
+                      f"collection '{collection}' in {target.root} is being written by a migration (pid {{pid}}); "
+                      f"{doing} when it has finished")
+    try:
+        yield
+    finally:
+        release_lock(fd)
 
 
 def snapshot_dir(target: EdgeTarget, collection: str, where: str | Path | None = None) -> Path:
@@ -46,6 +63,12 @@ def create(target: EdgeTarget, collection: str, output: str | Path | None = None
     if collection not in target.list_collections():
         raise TargetError(f"collection '{collection}' does not exist in {target.root}; "
                           "list them with `cortex qdrant status`")
+    with collection_lock(target, collection, "take the snapshot"):
+        return _create(target, collection, output, snapshot_dir_, progress)
+
+
+def _create(target: EdgeTarget, collection: str, output: str | Path | None, snapshot_dir_: str | Path | None,
+            progress: Any) -> SnapshotInfo:
     shard = target._open(collection)  # takes Qdrant Edge's lock: a collection in use elsewhere is refused
     shard.flush()
     d = target._dir(collection)
@@ -167,6 +190,12 @@ def restore(target: EdgeTarget, snapshot: str, collection: str, checksum: str | 
             snapshot_dir_: str | Path | None = None, source_collection: str | None = None,
             overwrite: bool = False) -> dict[str, Any]:
     """Check the sha256, unpack with ``EdgeShard.unpack_snapshot`` beside the storage, load it, move it in place."""
+    with collection_lock(target, collection, "restore into it"):
+        return _restore(target, snapshot, collection, checksum, snapshot_dir_, source_collection, overwrite)
+
+
+def _restore(target: EdgeTarget, snapshot: str, collection: str, checksum: str | None,
+             snapshot_dir_: str | Path | None, source_collection: str | None, overwrite: bool) -> dict[str, Any]:
     import qdrant_edge
 
     t0 = time.perf_counter()
