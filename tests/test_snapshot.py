@@ -46,13 +46,16 @@ def test_snapshot_round_trip_equals_the_source(migrated, tmp_path):
     assert r["points"] == 300 and r["checksum_checked"]
     rep = api.verify("docs_restored", source=str(src), full=True, path=str(store))
     assert rep.ok, rep.problems
-    # The restored shard keeps working: new writes land and are counted.
     from cortex.targets.edge import EdgeTarget
 
+    # The restored shard keeps working, updates of existing points included: the archive carries the WAL,
+    # so operation numbers continue (without it Qdrant would silently skip updates of older points).
     t = EdgeTarget(store)
-    t.upsert("docs_restored", [10_000], vectors(1, 16, seed=9), [{"new": True}])
+    old_id = next(iter(t.scroll("docs_restored", batch_size=1)))[0].id
+    t.upsert("docs_restored", [10_000, old_id], vectors(2, 16, seed=9), [{"new": True}, {"updated": True}])
     t.flush("docs_restored")
     assert t.count("docs_restored") == 301
+    assert t.retrieve("docs_restored", [old_id])[old_id].payload == {"updated": True}
     t.close()
 
     api.snapshot_delete(snap.name, collection="docs", path=str(store))
