@@ -17,6 +17,7 @@ from cortex.cli import JsonOpt, RichProgress, emit_json, err, handle_errors, out
 from cortex.cli_options import source_flags, target_flags
 
 snapshot = typer.Typer(help="Snapshots of a collection: create, list, restore (then verify), delete.",
+                       epilog="Example: cortex qdrant snapshot create --collection code_chunks",
                        no_args_is_help=True, rich_markup_mode="rich")
 qdrant.add_typer(snapshot, name="snapshot")
 
@@ -83,8 +84,12 @@ def create(
     json_out: JsonOpt = False,
     target_kw: Any = None,
 ) -> None:
-    """Take a consistent snapshot: embedded, the flushed shard as one archive (+ sha256 in NAME.checksum);
-    server, a collection snapshot (downloaded and checked with --output)."""
+    """Take a consistent snapshot of a collection, with its sha256.
+
+    Embedded: the flushed shard as one archive in Qdrant's shard-snapshot layout, sha256 in
+    NAME.checksum; a collection in use by another process is refused (exit 4). Server: a collection
+    snapshot on the server, downloaded and checked against its sha256 with --output.
+    """
     from cortex import api
 
     s = api.snapshot_create(collection, output=output, snapshot_dir=snapshot_dir,
@@ -145,8 +150,11 @@ def restore(
     json_out: JsonOpt = False,
     target_kw: Any = None,
 ) -> None:
-    """Restore a snapshot into a collection, after checking its sha256. Then prove it:
-    `cortex qdrant verify --collection C --source SRC --full`."""
+    """Restore a snapshot into a new collection, after checking its sha256.
+
+    Then prove it: `cortex qdrant verify --collection C --source SRC --full`. Exit 1 when the
+    sha256 differs, 2 when the file is not a snapshot, 4 when the collection exists.
+    """
     from cortex import api
 
     r = api.snapshot_restore(snapshot_, collection=collection, checksum=checksum, priority=priority,

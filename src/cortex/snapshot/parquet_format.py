@@ -122,6 +122,11 @@ def _record_batch(schema: Any, meta: dict[str, Any], cols: dict[str, str], ids: 
     import pyarrow as pa
 
     dim = vecs.shape[1]
+    for pl in payloads:
+        if pl and not pl.keys() <= cols.keys():
+            new = sorted(set(pl) - set(cols))
+            raise ConflictError(f"payload field(s) {', '.join(map(repr, new))} appeared while the source was read "
+                                "twice; the source is being written to: export again when it is quiet")
     arrays = [pa.array(ids if meta["id_kind"] != "str" else [str(i) for i in ids], type=schema.field(0).type),
               pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(vecs).reshape(-1)), dim)]
     for k, t in cols.items():
