@@ -34,6 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 class QdrantGrpcServer:
     """The server in a subprocess on a free loopback port; ``stop()`` (or leaving ``with``) ends it."""
 
+    kind = "edge-grpc"
+    normalizes_cosine = True  # Qdrant stores cosine vectors unit-length
+
     def __init__(self, storage: str | Path | None = None, *, api_key: str | None = None,
                  max_message_bytes: int | None = None, workers: int = 16, start_timeout: float = 60) -> None:
         self._tmp = None if storage else tempfile.TemporaryDirectory(prefix="qdrant-grpc-")
@@ -109,6 +112,15 @@ class QdrantGrpcServer:
         kw.setdefault("api_key", self.api_key)
         return ServerTarget(self.url, grpc_port=self.port, **kw)
 
+    def reset(self) -> None:
+        """Delete every collection (and so every alias): a clean server for the next test."""
+        c = self.client()
+        try:
+            for coll in c.get_collections().collections:
+                c.delete_collection(coll.name)
+        finally:
+            c.close()
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -130,6 +142,31 @@ class QdrantGrpcServer:
         self.stop()
 
 
+class LocalMode:
+    """qdrant-client's local mode (``--url local:PATH``), with the same helpers as :class:`QdrantGrpcServer`."""
+
+    kind = "local"
+    normalizes_cosine = False  # qdrant-client 1.20 reloads persisted cosine vectors un-normalized
+    api_key = None
+
+    def __init__(self, path: Path) -> None:
+        self.url = f"local:{path}"
+
+    @property
+    def cortex_args(self) -> list[str]:
+        return ["--url", self.url]
+
+    def client(self, **kw: Any):
+        from qdrant_client import QdrantClient
+
+        return QdrantClient(path=self.url[len("local:"):], **kw)
+
+    def target(self, **kw: Any):
+        from cortex.targets.server import ServerTarget
+
+        return ServerTarget(self.url, **kw)
+
+
 @pytest.fixture
 def qdrant_server(tmp_path: Path) -> Iterator[QdrantGrpcServer]:
     """A fresh Qdrant gRPC test server for one test (storage under ``tmp_path``)."""
@@ -142,3 +179,16 @@ def qdrant_server_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Q
     """One Qdrant gRPC test server shared by a test module (use distinct collection names)."""
     with QdrantGrpcServer(tmp_path_factory.mktemp("qdrant-server") / "storage") as server:
         yield server
+
+
+@pytest.fixture(params=["local", "edge-grpc"])
+def qdrant_endpoint(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LocalMode | QdrantGrpcServer]:
+    """Each test twice: against qdrant-client's local mode and against the gRPC server (shared per module,
+    emptied before each test).  Both have ``cortex_args``, ``client()``, ``target()``, ``kind``,
+    ``normalizes_cosine``."""
+    if request.param == "local":
+        yield LocalMode(tmp_path / "local-db")
+        return
+    server: QdrantGrpcServer = request.getfixturevalue("qdrant_server_module")
+    server.reset()
+    yield server

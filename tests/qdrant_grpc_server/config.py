@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import qdrant_edge as q
-from qdrant_client import grpc as g
 
 from .convert import BadRequest, Unsupported
+from .protos import g
 
 # What a Qdrant server reports for a collection created without these settings.
 DEFAULT_HNSW = g.HnswConfigDiff(m=16, ef_construct=100, full_scan_threshold=10000, max_indexing_threads=0,

@@ -11,8 +11,8 @@ import uuid
 from typing import Any
 
 import qdrant_edge as q
-from qdrant_client import grpc as g
-from qdrant_client.conversions.conversion import payload_to_grpc
+
+from .protos import g, grpc_to_payload, payload_to_grpc
 
 DEFAULT_RRF_K = 2  # Qdrant's default for Fusion.RRF
 
@@ -120,8 +120,6 @@ def vectors_out(v: Any) -> g.VectorsOutput:
 
 
 def point_in(p: g.PointStruct) -> Any:
-    from qdrant_client.conversions.conversion import grpc_to_payload
-
     if not p.HasField("vectors"):
         raise BadRequest("Wrong input: point has no vectors")
     return q.Point(point_id(p.id), vectors_in(p.vectors), grpc_to_payload(p.payload) if p.payload else None)

@@ -11,11 +11,10 @@ from typing import Any
 
 import grpc
 import qdrant_edge as q
-from qdrant_client import grpc as g
-from qdrant_client.conversions.conversion import grpc_to_payload
 
 from . import convert as cv
 from .convert import BadRequest, NotFound, RpcFail, Unsupported
+from .protos import g, grpc_to_payload
 from .store import Store
 
 VERSION = "1.16.0"  # the server version reported by HealthCheck

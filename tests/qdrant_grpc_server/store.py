@@ -32,10 +32,10 @@ from typing import Any
 
 import qdrant_edge as q
 from google.protobuf import json_format
-from qdrant_client import grpc as g
 
 from .config import apply_update, collection_config, edge_config
 from .convert import BadRequest, NotFound, RpcFail
+from .protos import g
 
 _BAD_NAME = re.compile(r'[<>:"/\\|?*\x00]')
 
