@@ -133,3 +133,28 @@ def test_backup_of_a_store_is_parquet_and_restores_exactly(tmp_path, cli):
     _flip(arc, arc.stat().st_size // 2)
     r = cli("qdrant", "backup", "--check", arc)
     assert r.exit_code == 1 and "backup damaged" in r.stderr
+
+
+def test_backup_of_a_chroma_database_is_lossless_parquet(tmp_path):
+    """A real Chroma database (a store, not files): Parquet, and migrating it equals migrating Chroma itself."""
+    import chromadb
+    from chromadb.config import Settings
+
+    from cortex.sources import SourceOptions
+
+    db = tmp_path / "chroma"
+    c = chromadb.PersistentClient(path=str(db), settings=Settings(anonymized_telemetry=False))
+    x = vectors(60, 12, seed=4)
+    c.create_collection("docs", metadata={"hnsw:space": "cosine"}).add(
+        ids=[f"d{i}" if i % 2 else str(i) for i in range(60)], embeddings=x,
+        metadatas=[{"n": i, "tag": f"t{i % 3}"} if i % 4 else None for i in range(60)],
+        documents=[f"text {i}" if i % 5 else None for i in range(60)])
+    c.close()
+    opts = SourceOptions(collection="docs")
+    s = api.backup(str(db), str(tmp_path / "bk"), options=opts, verify=True)
+    assert s.format == "parquet" and s.kind == "chroma" and s.records == 60 and s.verified
+    assert pq.read_table(s.archive).num_rows == 60
+    store = tmp_path / "qdrant_storage"
+    api.migrate(s.archive, "from_backup", path=str(store))
+    rep = api.verify("from_backup", source=str(db), options=opts, full=True, path=str(store))
+    assert rep.ok, rep.problems
