@@ -109,6 +109,7 @@ def backup(source: str, output: str, *, source_type: str | None = None, options:
         dest = out_dir / f"{name}.parquet"
         s = write_parquet(source, dest, source_type=kind, options=options, batch_size=batch_size, progress=progress)
         if s.rejected:
+            dest.unlink(missing_ok=True)  # an incomplete backup is not left where it could be trusted
             raise SourceError(f"{source}: {s.rejected} record(s) could not be exported (see {s.dead_letter}); "
                               "a backup must be complete: fix them or back the files up by hand")
         summary = BackupSummary(source=source, kind=kind, archive=str(dest), format="parquet", files=1,

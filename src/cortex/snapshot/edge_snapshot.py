@@ -83,9 +83,13 @@ def _create(target: EdgeTarget, collection: str, output: str | Path | None, snap
         progress.start(_stored_bytes(d))
     try:
         with tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT) as tar:
-            add_file(tar, d / "edge_config.json", "edge_config.json")
-            if (d / "wal").is_dir():
-                _advance(progress, add_tree(tar, d / "wal", "wal"))
+            for entry in sorted(d.iterdir()):  # edge_config.json, wal/ (and whatever else the shard keeps)
+                if entry.name == "segments":
+                    continue
+                if entry.is_dir():
+                    _advance(progress, add_tree(tar, entry, entry.name))
+                elif entry.is_file():
+                    add_file(tar, entry, entry.name)
             tar.add(str(d / "segments"), "segments", recursive=False)
             for seg in sorted((d / "segments").iterdir()):
                 if not seg.is_dir():
