@@ -19,6 +19,12 @@ from cortex.snapshot.parquet_format import iter_rows
 from tests.helpers import vectors, write_jsonl
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Migration state (.cortex) and ./qdrant_storage stay in the test's directory."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _flip(path: Path, offset: int) -> None:
     data = bytearray(path.read_bytes())
     data[offset] ^= 0x01

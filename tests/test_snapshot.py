@@ -18,6 +18,12 @@ from cortex.snapshot.sparse_tar import add_file, data_regions
 from tests.helpers import vectors, write_jsonl
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Migration state (.cortex) and ./qdrant_storage stay in the test's directory."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def migrated(tmp_path: Path) -> tuple[Path, Path]:
     src = write_jsonl(tmp_path / "src.jsonl", vectors(300, 16, seed=3))
@@ -209,3 +215,22 @@ def test_snapshot_and_restore_respect_the_migration_lock(migrated, tmp_path):
         assert not (store / "fresh").exists()
     finally:
         release_lock(fd)
+
+
+def test_snapshot_warns_when_a_migration_into_the_collection_is_unfinished(migrated, tmp_path, cli):
+    import dataclasses
+
+    from cortex.state import StateStore
+
+    _, store = migrated
+    state = StateStore(tmp_path / ".cortex")
+    [rec] = StateStore(tmp_path / ".cortex").all()  # the fixture's migration, in the test's directory
+    assert rec.collection == "docs" and rec.status == "done"
+    state.put(dataclasses.replace(rec, status="interrupted"))
+    state.close()
+    r = cli("qdrant", "snapshot", "create", "--collection", "docs", "--path", store, "--state-dir",
+            tmp_path / ".cortex")
+    assert r.exit_code == 0, r.stderr
+    assert "is interrupted" in r.stderr and "holds only what it wrote so far" in r.stderr
+    assert api.snapshot_create("docs", path=str(store), output=str(tmp_path / "x.snapshot"),
+                               state_dir=str(tmp_path / "nothing")).warnings == []

@@ -81,6 +81,8 @@ def create(
                                                "--snapshot-dir). Server: download the snapshot to this file.")
                       ] = None,
     snapshot_dir: SnapshotDirOpt = None,
+    state_dir: Annotated[str, typer.Option("--state-dir", help="Where migrate keeps its state (to warn about an "
+                                           "unfinished migration into the collection).")] = ".cortex",
     json_out: JsonOpt = False,
     target_kw: Any = None,
 ) -> None:
@@ -92,8 +94,10 @@ def create(
     """
     from cortex import api
 
-    s = api.snapshot_create(collection, output=output, snapshot_dir=snapshot_dir,
+    s = api.snapshot_create(collection, output=output, snapshot_dir=snapshot_dir, state_dir=state_dir,
                             progress=ByteProgress(f"snapshot {collection}"), **target_kw)
+    for w in s.warnings:
+        err.print(f"[yellow]warning:[/yellow] {w}", highlight=False, soft_wrap=True)
     if json_out:
         emit_json(s.to_dict())
         return

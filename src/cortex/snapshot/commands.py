@@ -7,6 +7,7 @@ and dispatches on its kind: embedded (Qdrant Edge) or server (qdrant-client).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from cortex.snapshot import edge_snapshot, server_snapshot
@@ -14,6 +15,7 @@ from cortex.snapshot.backup import BackupSummary, verify_backup
 from cortex.snapshot.backup import backup as _backup
 from cortex.snapshot.model import SnapshotInfo
 from cortex.sources import SourceOptions
+from cortex.state import DEFAULT_STATE_DIR
 from cortex.targets import Target, open_target
 from cortex.targets.edge import EdgeTarget
 
@@ -26,19 +28,38 @@ def _open(target: Target | None, path: str | None, url: str | None, api_key: str
 
 
 def snapshot_create(collection: str, *, output: str | None = None, snapshot_dir: str | None = None,
-                    target: Target | None = None, path: str | None = None, url: str | None = None,
-                    api_key: str | None = None, prefer_grpc: bool = True, grpc_port: int = 6334,
-                    progress: Any = None) -> SnapshotInfo:
-    """Embedded: a shard snapshot archive (+ ``.checksum``). Server: a collection snapshot, downloaded with --output."""
+                    state_dir: str = DEFAULT_STATE_DIR, target: Target | None = None, path: str | None = None,
+                    url: str | None = None, api_key: str | None = None, prefer_grpc: bool = True,
+                    grpc_port: int = 6334, progress: Any = None) -> SnapshotInfo:
+    """Embedded: a shard snapshot archive (+ ``.checksum``). Server: a collection snapshot, downloaded with --output.
+
+    The snapshot is consistent either way; ``warnings`` says when a migration into the collection
+    is recorded (in ``state_dir``) as not finished, i.e. the snapshot holds part of its source."""
     tgt, own = _open(target, path, url, api_key, prefer_grpc, grpc_port)
     try:
         if isinstance(tgt, EdgeTarget):
-            return edge_snapshot.create(tgt, collection, output, snapshot_dir, progress)
-        return server_snapshot.create(tgt, collection, output, progress,
-                                      api_key=api_key or os.environ.get("QDRANT_API_KEY"))
+            info = edge_snapshot.create(tgt, collection, output, snapshot_dir, progress)
+        else:
+            info = server_snapshot.create(tgt, collection, output, progress,
+                                          api_key=api_key or os.environ.get("QDRANT_API_KEY"))
+        info.warnings += _unfinished(tgt, collection, state_dir)
+        return info
     finally:
         if own:
             tgt.close()
+
+
+def _unfinished(tgt: Target, collection: str, state_dir: str) -> list[str]:
+    from cortex.api import migrations
+
+    here = tgt.location if "://" in tgt.location else str(Path(tgt.location).resolve())
+    out = []
+    for m in migrations(state_dir):
+        there = m["target"] if "://" in m["target"] else str(Path(m["target"]).resolve())
+        if m["collection"] == collection and there == here and m["status"] != "done":
+            out.append(f"the migration of {m['source']} into '{collection}' is {m['status']} "
+                       f"({m['progress']:,} records read): this snapshot holds only what it wrote so far")
+    return out
 
 
 def snapshot_list(collection: str | None = None, *, snapshot_dir: str | None = None, target: Target | None = None,
