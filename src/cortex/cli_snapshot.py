@@ -163,7 +163,7 @@ def restore(
 
     r = api.snapshot_restore(snapshot_, collection=collection, checksum=checksum, priority=priority,
                              from_collection=from_collection, overwrite=overwrite, snapshot_dir=snapshot_dir,
-                             **target_kw)
+                             progress=ByteProgress("sha256 check"), **target_kw)
     if json_out:
         emit_json(r)
         return

@@ -78,14 +78,15 @@ def snapshot_list(collection: str | None = None, *, snapshot_dir: str | None = N
 def snapshot_restore(snapshot: str, *, collection: str, checksum: str | None = None, priority: str | None = None,
                      from_collection: str | None = None, overwrite: bool = False, snapshot_dir: str | None = None,
                      target: Target | None = None, path: str | None = None, url: str | None = None,
-                     api_key: str | None = None, prefer_grpc: bool = True, grpc_port: int = 6334) -> dict[str, Any]:
+                     api_key: str | None = None, prefer_grpc: bool = True, grpc_port: int = 6334,
+                     progress: Any = None) -> dict[str, Any]:
     """Restore ``snapshot`` (a file, a name among ``from_collection``'s snapshots, a server URL) as ``collection``."""
     tgt, own = _open(target, path, url, api_key, prefer_grpc, grpc_port)
     try:
         if isinstance(tgt, EdgeTarget):
             return edge_snapshot.restore(tgt, snapshot, collection, checksum, snapshot_dir, from_collection,
-                                         overwrite)
-        return server_snapshot.restore(tgt, snapshot, collection, checksum, priority, overwrite)
+                                         overwrite, progress)
+        return server_snapshot.restore(tgt, snapshot, collection, checksum, priority, overwrite, progress)
     finally:
         if own:
             tgt.close()

@@ -192,20 +192,21 @@ def check_archive(path: Path) -> None:
 
 def restore(target: EdgeTarget, snapshot: str, collection: str, checksum: str | None = None,
             snapshot_dir_: str | Path | None = None, source_collection: str | None = None,
-            overwrite: bool = False) -> dict[str, Any]:
+            overwrite: bool = False, progress: Any = None) -> dict[str, Any]:
     """Check the sha256, unpack with ``EdgeShard.unpack_snapshot`` beside the storage, load it, move it in place."""
     with collection_lock(target, collection, "restore into it"):
-        return _restore(target, snapshot, collection, checksum, snapshot_dir_, source_collection, overwrite)
+        return _restore(target, snapshot, collection, checksum, snapshot_dir_, source_collection, overwrite, progress)
 
 
 def _restore(target: EdgeTarget, snapshot: str, collection: str, checksum: str | None,
-             snapshot_dir_: str | Path | None, source_collection: str | None, overwrite: bool) -> dict[str, Any]:
+             snapshot_dir_: str | Path | None, source_collection: str | None, overwrite: bool,
+             progress: Any) -> dict[str, Any]:
     import qdrant_edge
 
     t0 = time.perf_counter()
     path = resolve(target, snapshot, source_collection or collection, snapshot_dir_)
     want, where = expected_checksum(path, checksum)
-    got = sha256_file(path)
+    got = sha256_file(path, progress=progress)
     if want is not None and got != want:
         raise CheckFailed(f"{path}: sha256 is {got}, expected {want} ({where}); the snapshot is damaged or "
                           "not the one meant: restore another copy")

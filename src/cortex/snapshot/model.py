@@ -25,9 +25,18 @@ class SnapshotInfo:
         return asdict(self)
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+def sha256_file(path: str | Path, chunk: int = 1 << 20, progress: Any = None) -> str:
+    """Hex sha256 of a file, read in chunks; ``progress`` (start/advance/stop) counts bytes."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
+    if progress is not None:
+        progress.start(Path(path).stat().st_size)
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(chunk):
+                h.update(block)
+                if progress is not None:
+                    progress.advance(len(block))
+    finally:
+        if progress is not None:
+            progress.stop()
     return h.hexdigest()

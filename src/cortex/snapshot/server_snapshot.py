@@ -107,7 +107,7 @@ def delete(target: Any, collection: str, snapshot: str) -> None:
 
 
 def restore(target: Any, snapshot: str, collection: str, checksum: str | None = None,
-            priority: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+            priority: str | None = None, overwrite: bool = False, progress: Any = None) -> dict[str, Any]:
     """Recover ``collection`` from a URL the server can read, or upload a local snapshot file."""
     from qdrant_client.http.models import SnapshotPriority
 
@@ -127,7 +127,7 @@ def restore(target: Any, snapshot: str, collection: str, checksum: str | None = 
     elif p.is_file():
         if checksum is None and Path(str(p) + ".checksum").exists():
             checksum = Path(str(p) + ".checksum").read_text().split()[0]
-        got = sha256_file(p)
+        got = sha256_file(p, progress=progress)
         if checksum and got != checksum.lower():
             raise CheckFailed(f"{p}: sha256 is {got}, expected {checksum}; the snapshot is damaged: "
                               "restore another copy")
