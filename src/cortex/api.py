@@ -556,6 +556,7 @@ def benchmark(collection: str, *, num_queries: int = 1000, dimensions: int | Non
         if own:
             tgt.close()
 
+
 from cortex.snapshot.commands import (  # noqa: E402,F401
     backup,
     snapshot_create,
