@@ -513,3 +513,5 @@ def benchmark(collection: str, *, num_queries: int = 1000, dimensions: int | Non
     finally:
         if own:
             tgt.close()
+from cortex.deploy.health import health  # noqa: E402,F401
+from cortex.deploy.setup import setup_collections as setup  # noqa: E402,F401
