@@ -41,7 +41,7 @@ def setup(
         emit_json(report.to_dict())
     else:
         for line in report.lines():
-            out.print(line, highlight=False, soft_wrap=True)
+            out.print(line, highlight=False, soft_wrap=True, markup=False)
         if report.refused:
             out.print("nothing was changed", highlight=False)
         elif not report.changed:
