@@ -156,6 +156,8 @@ class MetricsReporter:
             self._segments.labels(self.collection).set(info.segments)
         self._points.labels(self.collection).set(info.points)
 
-    def sample_names(self) -> set[str]:
+    def series_names(self) -> set[str]:
         """Every series name this registry exports (``..._total``, ``..._bucket`` ...), for checks of dashboards."""
-        return {s.name for fam in self.registry.collect() for s in fam.samples}
+        suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"),
+                    "gauge": ("",)}
+        return {fam.name + s for fam in self.registry.collect() for s in suffixes.get(fam.type, ("",))}
