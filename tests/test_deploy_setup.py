@@ -103,7 +103,16 @@ def test_local_mode_create_alias_in_place_and_refused(cli, tmp_path: Path) -> No
 
     c = QdrantClient(path=str(tmp_path / "local"))
     assert [(a.alias_name, a.collection_name) for a in c.get_aliases().aliases] == [("docs_live", "docs")]
+    from qdrant_client import models
+
+    c.create_collection("other", vectors_config=models.VectorParams(size=8, distance=models.Distance.COSINE))
+    c.update_collection_aliases(change_aliases_operations=[models.CreateAliasOperation(
+        create_alias=models.CreateAlias(collection_name="other", alias_name="taken"))])
     c.close()
+    res = cli("qdrant", "setup", "--config", write(tmp_path, "c4.yaml", extra="    aliases: [docs_live, taken]\n"),
+              *target)
+    assert res.exit_code == 4 and "! aliases.taken: other -> docs" in res.stdout, res.output
+    assert "moving it is a cutover" in res.stderr  # setup never moves live traffic
     res = cli("qdrant", "setup", "--config", write(tmp_path, "c3.yaml", size=4), *target)
     assert res.exit_code == 4 and "vectors.size: 8 -> 4" in res.stdout
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cortex.collection_config import CollectionConfig, ConfigFile, client_create_kwargs, edge_config, edge_ignored
-from cortex.errors import ConflictError, TargetError
+from cortex.errors import TargetError
 from cortex.targets.base import Target
 
 #: settings a collection keeps for life: changing one needs a new collection (then `cutover`)
@@ -127,6 +127,8 @@ def _is_fixed(path: str, old: Any) -> bool:
 def _ignored_prefixes(target: Target, c: CollectionConfig) -> list[str]:
     if target.kind == "embedded":
         out = [s.split(" ")[0] for s in edge_ignored(c)]
+        if _alias_support(target):  # Cortex keeps embedded aliases beside the shards (cutover)
+            out = [x for x in out if x != "aliases"]
         out += [f"payload_indexes.{f}.is_tenant" for f, i in c.payload_indexes.items() if i.is_tenant]
         out += [f"payload_indexes.{f}.is_principal" for f, i in c.payload_indexes.items() if i.is_principal]
         return out
@@ -158,14 +160,21 @@ def plan(target: Target, c: CollectionConfig) -> CollectionPlan:
                 idx.pop(flag, None)
     if c.shard_keys and not _under("shard_keys", ignored):
         want["shard_keys"] = c.shard_keys
-    if c.aliases and not _under("aliases", ignored):
-        want["aliases"] = c.aliases
-    have = current(target, c.name, aliases=bool(c.aliases) and not _under("aliases", ignored))
+    use_aliases = bool(c.aliases) and not _under("aliases", ignored)
+    have = current(target, c.name)
+    moved: dict[str, str] = {}  # aliases of the file that serve another collection now
+    if use_aliases:
+        amap = list_aliases(target)
+        moved = {a: amap[a] for a in c.aliases if amap.get(a) not in (None, c.name)}
+        want["aliases"] = [a for a in c.aliases if a not in moved]
+        if have is not None:
+            have["aliases"] = [a for a in c.aliases if amap.get(a) == c.name]
+    changes: list[Change] = []
     if have is None:
-        return CollectionPlan(c.name, "create", [Change(k, None, v) for k, v in _flat(want).items()
-                                                 if not _under(k, ignored)], ignored)
-    changes = []
-    w, h = _flat(want), _flat(have)
+        changes = [Change(k, None, v) for k, v in _flat(want).items() if not _under(k, ignored) and v != []]
+        if not moved:
+            return CollectionPlan(c.name, "create", changes, ignored)
+    w, h = (_flat(want), _flat(have)) if have is not None else ({}, {})
     for k, v in w.items():
         if _under(k, ignored):
             continue
@@ -188,20 +197,57 @@ def plan(target: Target, c: CollectionConfig) -> CollectionPlan:
                 old = {p: x for p, x in old.items() if p in v}
         if old != v:
             changes.append(Change(k, old, v, fixed=_is_fixed(k, old)))
+    for a, other in moved.items():
+        changes.append(Change(f"aliases.{a}", other, c.name, fixed=True))
     if any(ch.fixed for ch in changes):
-        fixed = ", ".join(ch.setting for ch in changes if ch.fixed)
-        fix = (f"Qdrant cannot change {fixed} of an existing collection: add a new collection to the file "
-               f"(e.g. {c.name}_v2) with these settings, run setup, migrate into it, verify, then switch readers "
-               f"with `cortex qdrant cutover`")
-        return CollectionPlan(c.name, "refused", changes, ignored, fix)
+        fixed = ", ".join(ch.setting for ch in changes if ch.fixed and not ch.setting.startswith("aliases."))
+        fixes = []
+        if fixed:
+            fixes.append(f"Qdrant cannot change {fixed} of an existing collection: add a new collection to the file "
+                         f"(e.g. {c.name}_v2) with these settings, run setup, migrate into it, verify, then switch "
+                         "readers with `cortex qdrant cutover`")
+        for a, other in moved.items():
+            fixes.append(f"alias '{a}' serves collection '{other}': moving it is a cutover, run `cortex qdrant "
+                         f"cutover` (setup never moves live traffic)")
+        return CollectionPlan(c.name, "refused", changes, ignored, "; ".join(fixes))
     return CollectionPlan(c.name, "update" if changes else "unchanged", changes, ignored)
 
 
-def current(target: Target, name: str, aliases: bool = False) -> dict[str, Any] | None:
-    """The collection's settings in the file's shape (None when it does not exist)."""
+def current(target: Target, name: str) -> dict[str, Any] | None:
+    """The collection's settings in the file's shape (None when it does not exist); aliases: :func:`list_aliases`."""
     if target.kind == "embedded":
         return _current_edge(target, name)
-    return _current_server(target, name, aliases)
+    return _current_server(target, name)
+
+
+def _own(target: Target, method: str) -> bool:
+    """Whether the target's class implements ``method`` itself (aliases came with `cortex qdrant cutover`)."""
+    impl = getattr(type(target), method, None)
+    return impl is not None and impl is not getattr(Target, method, None)
+
+
+def _alias_support(target: Target) -> bool:
+    """Whether the target keeps aliases: a server always; embedded when Cortex keeps them beside the shards."""
+    return target.kind != "embedded" or _own(target, "switch_aliases")
+
+
+def list_aliases(target: Target) -> dict[str, str]:
+    """``{alias: collection}`` on the target."""
+    if _own(target, "list_aliases"):
+        return dict(target.list_aliases())  # type: ignore[attr-defined]
+    res = _server_call(target, "list aliases", target.client.get_aliases)  # type: ignore[attr-defined]
+    return {a.alias_name: a.collection_name for a in res.aliases}
+
+
+def add_aliases(target: Target, aliases: list[str], name: str) -> None:
+    if _own(target, "switch_aliases"):
+        target.switch_aliases(dict.fromkeys(aliases, name))  # type: ignore[attr-defined]
+        return
+    from qdrant_client import models as m
+
+    ops = [m.CreateAliasOperation(create_alias=m.CreateAlias(collection_name=name, alias_name=a)) for a in aliases]
+    _server_call(target, "create aliases", lambda: target.client.update_collection_aliases(  # type: ignore
+        change_aliases_operations=ops))
 
 
 def _current_edge(target: Any, name: str) -> dict[str, Any] | None:
@@ -251,7 +297,7 @@ def _server_call(target: Any, what: str, fn: Any) -> Any:
         raise translate(e, f"{target.location}: {what}") from e
 
 
-def _current_server(target: Any, name: str, aliases: bool) -> dict[str, Any] | None:
+def _current_server(target: Any, name: str) -> dict[str, Any] | None:
     client = target.client
     if not _server_call(target, "collection exists", lambda: client.collection_exists(name)):
         return None
@@ -298,9 +344,6 @@ def _current_server(target: Any, name: str, aliases: bool) -> dict[str, Any] | N
         if p.sharding_method is not None else None,
         "payload_indexes": schema,
     }
-    if aliases:
-        res = _server_call(target, f"aliases of '{name}'", lambda: client.get_collection_aliases(name))
-        out["aliases"] = [a.alias_name for a in res.aliases]
     return out
 
 
@@ -312,6 +355,9 @@ def apply(target: Target, c: CollectionConfig, p: CollectionPlan) -> None:
         _apply_edge(target, c, p)
     else:
         _apply_server(target, c, p)
+    new_aliases = next((ch.new for ch in p.changes if ch.setting == "aliases"), None)
+    if new_aliases:
+        add_aliases(target, new_aliases, c.name)
 
 
 def _apply_edge(target: Any, c: CollectionConfig, p: CollectionPlan) -> None:
@@ -391,23 +437,6 @@ def _apply_server(target: Any, c: CollectionConfig, p: CollectionPlan) -> None:
                              lambda f=fld: client.delete_payload_index(c.name, f, wait=True))
             _server_call(target, f"index payload field '{fld}'", lambda f=fld, i=idx: client.create_payload_index(
                 c.name, field_name=f, field_schema=_index_schema(i), wait=True))
-    for ch in p.changes:
-        if ch.setting == "aliases":
-            ops = [m.CreateAliasOperation(create_alias=m.CreateAlias(collection_name=c.name, alias_name=a))
-                   for a in ch.new]
-            _alias_free(target, ch.new, c.name)
-            _server_call(target, "create aliases", lambda o=ops: client.update_collection_aliases(
-                change_aliases_operations=o))
-
-
-def _alias_free(target: Any, aliases: list[str], name: str) -> None:
-    """An alias the file gives this collection must not point at another one: moving it is a cutover."""
-    res = _server_call(target, "list aliases", target.client.get_aliases)
-    for a in res.aliases:
-        if a.alias_name in aliases and a.collection_name != name:
-            raise ConflictError(f"alias '{a.alias_name}' points at collection '{a.collection_name}', not "
-                                f"'{name}'; moving an alias is a cutover: run `cortex qdrant cutover` "
-                                "(setup never moves live traffic)")
 
 
 def setup(cfg: ConfigFile, target: Target, *, dry_run: bool = False, config_path: str = "config") -> SetupReport:
@@ -416,11 +445,6 @@ def setup(cfg: ConfigFile, target: Target, *, dry_run: bool = False, config_path
     report.collections = [plan(target, c) for c in cfg.collections]
     if report.refused or dry_run:
         return report
-    if target.kind != "embedded":
-        for c, p in zip(cfg.collections, report.collections, strict=True):
-            a = next((ch.new for ch in p.changes if ch.setting == "aliases"), None)
-            if a:
-                _alias_free(target, a, c.name)
     for c, p in zip(cfg.collections, report.collections, strict=True):
         try:
             apply(target, c, p)
