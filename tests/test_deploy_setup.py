@@ -5,9 +5,10 @@ Coverage by target (what each engine really keeps):
 - embedded Qdrant Edge (a real shard): HNSW, quantization, optimizers, payload indexes change in place;
 - qdrant-client local mode (``--url local:PATH``): creation and aliases (it keeps no HNSW/optimizer/index settings,
   which setup reports as ignored);
-- the gRPC endpoint of bench/bench_server_upload.py (real qdrant-client gRPC calls, a server that keeps collection
-  configs and applies optimizer updates): creation, "no changes" against a server's reported defaults, an optimizer
-  change through ``update_collection``, and the size refusal.
+- the gRPC endpoint of bench/bench_server_upload.py (keeps collection configs, applies optimizer updates): "no
+  changes" against the defaults a server reports, an optimizer change through ``update_collection``, the refusal;
+- the loopback Qdrant gRPC server of tests/qdrant_grpc_server (Edge shards behind Qdrant's gRPC API): the whole
+  server path, HNSW, quantization, payload indexes with is_tenant and aliases created and then changed in place.
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ def test_local_mode_create_alias_in_place_and_refused(cli, tmp_path: Path) -> No
 
 
 def test_server_over_grpc_create_no_changes_update_and_refused(cli, tmp_path: Path) -> None:
+    """The bench's gRPC endpoint: a server's reported defaults are not changes; an optimizer update is applied."""
     with NullEndpoint(seconds=120) as ep:
         target = ["--url", ep.url, "--grpc-port", ep.port]
         cfg = write(tmp_path)
@@ -125,13 +127,59 @@ def test_server_over_grpc_create_no_changes_update_and_refused(cli, tmp_path: Pa
         assert res.exit_code == 0, res.output
         assert actions(rep) == {"docs": "create"} and rep["collections"][0]["ignored"] == []
         res, rep = setup(cli, cfg, *target)
-        assert actions(rep) == {"docs": "unchanged"}, rep  # the server's defaults are not changes
+        assert actions(rep) == {"docs": "unchanged"}, rep
         changed = write(tmp_path, "c2.yaml", threshold=5000)
         res = cli("qdrant", "setup", "--config", changed, *target)
         assert res.exit_code == 0 and "~ optimizers.indexing_threshold: 20000 -> 5000" in res.stdout, res.output
         assert actions(setup(cli, changed, *target)[1]) == {"docs": "unchanged"}  # the server applied it
         res = cli("qdrant", "setup", "--config", write(tmp_path, "c3.yaml", size=16), *target)
         assert res.exit_code == 4 and "vectors.size: 8 -> 16" in res.stdout
+
+
+FULL = """\
+    quantization: {scalar: {type: int8, quantile: 0.99, always_ram: true}}
+    on_disk_payload: true
+    replication_factor: 1
+    payload_indexes:
+      tenant: keyword
+      year: integer
+    aliases: [docs_live]
+"""
+
+
+def test_server_full_settings_on_the_loopback_qdrant_server(cli, tmp_path: Path, qdrant_server) -> None:
+    """qdrant-client over gRPC into tests/qdrant_grpc_server (Qdrant Edge shards behind Qdrant's gRPC API): HNSW,
+    quantization, payload indexes (is_tenant) and aliases are created, then changed in place through
+    update_collection / create_field_index / update_aliases. (The test server does not report an index's
+    is_tenant flag back, so that one is only checked to be accepted.)"""
+    target = qdrant_server.cortex_args
+    tenants = tmp_path / "t.yaml"
+    tenants.write_text("version: 1\ncollections:\n  - name: tenants\n    vectors: {size: 4}\n"
+                       "    payload_indexes: {ws: {type: keyword, is_tenant: true}}\n")
+    assert cli("qdrant", "setup", "--config", tenants, *target).exit_code == 0
+    cfg = write(tmp_path, extra=FULL)
+    res, rep = setup(cli, cfg, *target)
+    assert res.exit_code == 0, res.output
+    assert actions(rep) == {"docs": "create"} and rep["collections"][0]["ignored"] == []
+    res, rep = setup(cli, cfg, *target)
+    assert actions(rep) == {"docs": "unchanged"}, rep["collections"]
+    changed = write(tmp_path, "c2.yaml", m=32, extra=FULL.replace("int8, quantile: 0.99", "int8, quantile: 0.95")
+                    .replace("year: integer", "year: integer\n      lang: keyword")
+                    .replace("[docs_live]", "[docs_live, docs_v1]"))
+    res, rep = setup(cli, changed, *target)
+    assert res.exit_code == 0 and rep["applied"], res.output
+    got = {c["setting"] for c in rep["collections"][0]["changes"]}
+    assert got == {"hnsw.m", "quantization", "payload_indexes.lang", "aliases"}, got
+    assert actions(setup(cli, changed, *target)[1]) == {"docs": "unchanged"}
+    c = qdrant_server.client()
+    info = c.get_collection("docs")
+    assert info.config.hnsw_config.m == 32 and abs(info.config.quantization_config.scalar.quantile - 0.95) < 1e-6
+    assert set(info.payload_schema) == {"tenant", "year", "lang"}
+    assert {a.alias_name for a in c.get_collection_aliases("docs").aliases} == {"docs_live", "docs_v1"}
+    assert set(c.get_collection("tenants").payload_schema) == {"ws"}
+    c.close()
+    res = cli("qdrant", "setup", "--config", write(tmp_path, "c3.yaml", size=16, extra=FULL), *target)
+    assert res.exit_code == 4 and "vectors.size: 8 -> 16" in res.stdout
 
 
 @pytest.mark.parametrize(("edit", "expected"), [

@@ -116,6 +116,17 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _same(v: Any) -> Any:
+    """``v`` for comparing: floats to 6 significant digits (gRPC carries quantile, thresholds as float32)."""
+    if isinstance(v, float):
+        return float(f"{v:.6g}")
+    if isinstance(v, dict):
+        return {k: _same(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_same(x) for x in v]
+    return v
+
+
 def _is_fixed(path: str, old: Any) -> bool:
     if path.startswith("named_vectors."):
         return not path.endswith(".on_disk") or old is None
@@ -195,7 +206,7 @@ def plan(target: Target, c: CollectionConfig) -> CollectionPlan:
                 old = {m: {p: x for p, x in (old.get(m) or {}).items() if p in (v.get(m) or {})} for m in old}
             else:
                 old = {p: x for p, x in old.items() if p in v}
-        if old != v:
+        if _same(old) != _same(v):
             changes.append(Change(k, old, v, fixed=_is_fixed(k, old)))
     for a, other in moved.items():
         changes.append(Change(f"aliases.{a}", other, c.name, fixed=True))
