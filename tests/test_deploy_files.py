@@ -107,7 +107,7 @@ def test_compose_file_pins_images_and_documents_every_variable() -> None:
         assert not compose["services"][svc]["image"].endswith(":latest}")
     assert compose["services"]["grafana"]["ports"] == ["${GRAFANA_PORT:-3000}:3000"]
 
-    documented = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.M))
+    documented = set(re.findall(r"^(?:# )?([A-Z][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.M))
     used = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", text))
     assert used <= documented, used - documented
     # and what Cortex itself reads from the environment (typer envvar=..., os.environ)
