@@ -5,6 +5,7 @@ Kept apart from ``metrics.py`` so ``cortex.api`` imports no ``prometheus_client`
 
     hooks = PipelineHooks(metrics, target, collection, total, saver, start_counts)
     opts.on_batch = hooks.batch_written; on_commit = hooks.commit(on_commit); on_phase -> hooks.phase(name)
+    (or, writing batches itself: write_batch(..., hooks.batch_written); hooks.counts(its_counts))
     ... hooks.finish(summary.status, summary)
 """
 
@@ -41,6 +42,11 @@ class PipelineHooks:
             self.m.commit(ck)
 
         return both
+
+    def counts(self, counts: Any) -> None:
+        """Cumulative read/written/rejected/skipped (for callers that count themselves, e.g. sync)."""
+        if self.m is not None:
+            self.m.counts(counts)
 
     def retried(self, inner: Callable[..., None]) -> Callable[..., None]:
         """The retry policy's ``on_retry(attempt, delay, error)`` that also counts the retry."""
