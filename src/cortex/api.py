@@ -161,15 +161,21 @@ def migrate(
                                strict=strict,
                                retry=RetryPolicy(retries=retries, max_seconds=retry_max_seconds,
                                                  on_retry=lambda a, d, e: say(f"retry {a}/{retries} in {d:.2f}s: {e}")))
+        from cortex.cutover.sync import MigrateRecorder  # per-point content hashes, for `sync`
+
+        hashes = MigrateRecorder(state_dir, tgt.location, collection, mid, fresh=resume is None) if rec else None
         try:
             summary = run(src, tgt, collection, opts, distance=distance, dead_letter=dl_path, progress=progress,
                           resume=resume, start_counts=start, stop=stop, info=info,
+                          on_batch=hashes.add if hashes is not None else None,
                           on_commit=saver.commit if rec is not None else None,
                           on_phase=lambda name: _on_phase(name, saver if rec is not None else None, say),
                           dead_letter_offset=rec.dead_letter_offset if rec is not None else 0,
                           seen_log=Path(rec.seen_log) if rec is not None and rec.seen_log else None,
                           seen_offset=rec.seen_offset if rec is not None else 0)
         except BaseException as e:
+            if hashes is not None:
+                hashes.close()
             if rec is not None:
                 saver.finish("interrupted" if isinstance(e, KeyboardInterrupt) else "failed", error=str(e)[:500])
                 if isinstance(e, TargetError) and rec.cursor is not None:
@@ -178,6 +184,8 @@ def migrate(
             raise
         if rec is not None:
             saver.finish(summary.status)
+        if hashes is not None:
+            hashes.finish(src, redact_url(source)) if summary.status == "done" else hashes.close()
         summary.source = redact_url(summary.source)
         return summary
     finally:
@@ -505,3 +513,6 @@ def benchmark(collection: str, *, num_queries: int = 1000, dimensions: int | Non
     finally:
         if own:
             tgt.close()
+
+
+from cortex.cutover.commands import aliases, cutover, resolve, retire, rollback, sync  # noqa: E402,F401

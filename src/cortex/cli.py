@@ -467,7 +467,7 @@ def _register_command_modules() -> None:
     """Commands that live in their own modules register themselves on ``qdrant`` when imported."""
     import importlib
 
-    for mod in ("cortex.cli_prove",):
+    for mod in ("cortex.cli_prove", "cortex.cli_cutover"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:

@@ -271,6 +271,7 @@ def run(
     on_phase: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
     info: SourceInfo | None = None,
+    on_batch: Callable[[Prepared], None] | None = None,
 ) -> MigrationSummary:
     """Migrate ``source`` into ``collection`` of ``target``; see :class:`MigrationSummary`.
 
@@ -280,7 +281,8 @@ def run(
     ``creating`` (before the collection is created), ``loading`` and ``indexing`` (before
     the final index build).  Setting ``stop`` ends the run at the next batch boundary with
     status ``interrupted`` once the batches in flight have landed (or been abandoned while
-    waiting to retry).
+    waiting to retry).  ``on_batch`` sees each batch the target acknowledged, in source order,
+    before its checkpoint (``cortex.cutover`` records content hashes from it).
     """
     t0 = time.perf_counter()
     stop = stop or threading.Event()
@@ -345,6 +347,8 @@ def run(
             dl.write(q_.rejected)
             if log is not None:
                 log.write(q_.new_keys)
+            if on_batch is not None and not opts.dry_run and target is not None:
+                on_batch(q_)
             if len(summary.duplicate_examples) < 20:
                 summary.duplicate_examples += q_.dup_ids[: 20 - len(summary.duplicate_examples)]
             if on_commit is not None and not opts.dry_run:

@@ -128,6 +128,23 @@ class Target(ABC):
     def create_payload_index(self, name: str, field_name: str, kind: str = "keyword") -> None:  # noqa: B027
         """Index a payload field for filtered search (one of ``PAYLOAD_INDEX_KINDS``)."""
 
+    def delete_points(self, name: str, ids: list[int | str]) -> None:
+        """Delete points by id; returns when durable (see ``cortex.cutover.sync``)."""
+        raise NotImplementedError
+
+    # -- aliases (see ``cortex.cutover``): a name a command takes may be an alias ------------
+    def list_aliases(self) -> dict[str, str]:
+        """``{alias: collection}``."""
+        return {}
+
+    def switch_aliases(self, changes: dict[str, str | None]) -> None:
+        """Point each alias at its collection (None: delete the alias), all in one atomic operation."""
+        raise NotImplementedError
+
+    def resolve(self, name: str) -> str:
+        """The collection ``name`` stands for: itself, or the collection the alias ``name`` points to."""
+        return self.list_aliases().get(name, name)
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the target (file locks, connections)."""
 
