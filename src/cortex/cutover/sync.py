@@ -38,7 +38,7 @@ from cortex.collection_setup import vector_config
 from cortex.cutover import content_hashes as ch
 from cortex.errors import SourceError, TargetError
 from cortex.ids import DEFAULT_ID_FIELD, map_ids
-from cortex.pipeline import write_batch
+from cortex.pipeline import pause_for_test, write_batch
 from cortex.retry import RetryPolicy
 from cortex.seen_ids import SeenIds
 from cortex.sources import SourceOptions, open_source
@@ -288,6 +288,7 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
         policy = RetryPolicy()
         new_w = ch.StateWriter(d / ("state.scan" if incremental is not None else "state.new"))
         writers += [new_w, dirty_w]
+        written = 0
         if progress is not None:
             progress.start(None if incremental is not None else sinfo.count)
         try:
@@ -313,6 +314,8 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
                     log.add(e[write])
                     idx = np.flatnonzero(write)
                     write_batch(target, real, _subset(p, idx), policy)
+                    written += 1
+                    pause_for_test(f"sync-batch:{written}")  # a test kills it here
                 new_w.add(e)
         finally:
             if progress is not None:
@@ -359,6 +362,8 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
                         log.add(part)
                         target.delete_points(real, ch.point_ids(part))
                     s.deleted += len(part)
+                    if not dry_run:
+                        pause_for_test(f"sync-delete:{-(-s.deleted // DELETE_BATCH)}")
         s.state_points, s.state_bytes = len(new), new.nbytes
         if s.mode == "target scan":
             s.warnings.append("synced by hashing what the target holds (a full scan of the target); "
