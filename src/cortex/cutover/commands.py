@@ -188,7 +188,8 @@ def cutover(alias: str, collection: str, *, source: str | None = None, source_ty
                                   f"recall@10 = {rec:.4f} over {r.num_queries} queries", {"recall": rec}))
         res = CutoverResult(alias, collection, previous, False, gates)
         if res.ok:
-            tgt.close()  # embedded: release the shards the gates opened before readers follow the alias
+            if tgt.kind == "embedded":
+                tgt.close()  # release the shards the gates opened before readers follow the alias
             tgt.switch_aliases({alias: collection})
             res.switched = True
             al.record(_history(tgt, state_dir), {"action": "cutover", "alias": alias, "collection": collection,
