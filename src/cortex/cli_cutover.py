@@ -226,9 +226,11 @@ def aliases(
         for c in ("time (UTC)", "action", "alias", "collection", "previous", "gates"):
             h.add_column(c)
         for e in d["history"]:
-            gates = "; ".join(f"{g['name']}: {'pass' if g['ok'] else 'FAIL'} ({g['figure']})" for g in e["gates"])
+            passed = sum(1 for g in e["gates"] if g["ok"])
+            gates = f"{passed}/{len(e['gates'])} passed" if e["gates"] else "-"
             h.add_row(e["at"], e["action"], e["alias"], e["collection"], e.get("previous") or "-", gates or "-")
         out.print(h)
+        out.print("gates and their figures: --json", highlight=False)
 
 
 # -- retire -------------------------------------------------------------------------------------------

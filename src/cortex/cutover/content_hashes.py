@@ -69,6 +69,20 @@ def vector_hashes(vectors: np.ndarray) -> np.ndarray:
 
 
 def _bytes_hashes(items: list[bytes]) -> np.ndarray:
+    """A 64-bit hash per byte string: short ones (<= 2 KB) padded into one matrix and hashed as vectors are
+    (with their length), longer ones with blake2b."""
+    n = len(items)
+    longest = max(map(len, items), default=0)
+    if n and longest <= 2048:
+        width = (longest + 8) // 8 * 8  # at least one zero byte of padding: "a" and "a\0" differ by length too
+        rows = np.frombuffer(b"".join([b.ljust(width, b"\0") for b in items]), dtype=np.uint64).reshape(n, -1)
+        lengths = np.fromiter(map(len, items), dtype=np.uint64, count=n)
+        w = rows.copy()
+        with np.errstate(over="ignore"):
+            _mix(w)
+            w *= _MULT[: w.shape[1]]
+            h = w.sum(axis=1, dtype=np.uint64) ^ _mix(lengths + np.uint64(0x51ED27))
+        return _mix(h)
     return np.fromiter((int.from_bytes(hashlib.blake2b(b, digest_size=8).digest(), "little") for b in items),
                        dtype=np.uint64, count=len(items))
 

@@ -40,7 +40,6 @@ from cortex.errors import SourceError, TargetError
 from cortex.ids import DEFAULT_ID_FIELD, map_ids
 from cortex.pipeline import pause_for_test, write_batch
 from cortex.retry import RetryPolicy
-from cortex.seen_ids import SeenIds
 from cortex.sources import SourceOptions, open_source
 from cortex.sources.base import Source, redact_url
 from cortex.state import DEFAULT_STATE_DIR, StateStore
@@ -202,11 +201,12 @@ def sync(source: str, collection: str, *, target: Target, source_type: str | Non
 
 def _prepared(src: Source, dim: int, batch_size: int, id_field: str, sparse: set[str],
               named: dict[str, int], stop: threading.Event) -> Iterator[Prepared]:
-    seen = SeenIds()
+    # No cross-batch duplicate tracking here: sync writes batch after batch, so the last record of an id
+    # still wins, in the target and in the state (its entry comes last).
     for seq, batch in enumerate(src.batches(batch_size)):
         if stop.is_set():
             raise KeyboardInterrupt
-        yield validate(batch, dim, id_field, seq, seen, sparse, named)
+        yield validate(batch, dim, id_field, seq, None, sparse, named)
 
 
 def _comparable(vectors: np.ndarray, payloads: list[Any] | None, cosine: bool) -> np.ndarray:
