@@ -342,6 +342,10 @@ def status(
                 hints.append(f"{i.name}: indexing is deferred; run `cortex qdrant optimize {i.name} --wait`")
         t.add_row(*row)
     out.print(t)
+    names = {i.name for i in infos}
+    for a, c in sorted(api.aliases(**target_kw)["aliases"].items()):  # blue-green aliases (cortex.cutover)
+        if c in names:
+            out.print(f"alias {a} → {c}", highlight=False)
     for h in hints:
         out.print(f"[yellow]hint:[/yellow] {h}", highlight=False)
 
