@@ -184,8 +184,10 @@ def migrate(
             raise
         if rec is not None:
             saver.finish(summary.status)
-        if hashes is not None:
-            hashes.finish(src, redact_url(source)) if summary.status == "done" else hashes.close()
+        if hashes is not None and summary.status == "done":
+            hashes.finish(src, redact_url(source))
+        elif hashes is not None:
+            hashes.close()
         summary.source = redact_url(summary.source)
         return summary
     finally:

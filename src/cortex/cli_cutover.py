@@ -64,8 +64,11 @@ def sync(
     got: list[int] = []
 
     def on_signal(signum: int, _frame: Any) -> None:
+        if got:  # a second Ctrl-C: stop mid-round (safe: the next sync finishes it)
+            raise KeyboardInterrupt
         got.append(signum)
         stop.set()
+        err.print("stopping after this round (Ctrl-C again to stop now)", highlight=False)
 
     old = {}
     if watch and threading.current_thread() is threading.main_thread():

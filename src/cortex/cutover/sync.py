@@ -204,8 +204,6 @@ def _prepared(src: Source, dim: int, batch_size: int, id_field: str, sparse: set
     # No cross-batch duplicate tracking here: sync writes batch after batch, so the last record of an id
     # still wins, in the target and in the state (its entry comes last).
     for seq, batch in enumerate(src.batches(batch_size)):
-        if stop.is_set():
-            raise KeyboardInterrupt
         yield validate(batch, dim, id_field, seq, None, sparse, named)
 
 
