@@ -84,7 +84,8 @@ def main() -> None:
             titles[i] = f"edited {i}"
         keep = np.ones(a.n, bool)
         keep[gone] = False
-        src2 = write_source(root / "v2", a.kind, x[keep], ids[keep], [t_ for t_, k in zip(titles, keep, strict=True) if k])
+        kept_titles = [t_ for t_, k in zip(titles, keep, strict=True) if k]
+        src2 = write_source(root / "v2", a.kind, x[keep], ids[keep], kept_titles)
         del x
         # the collection's state was made from src1; sync reads src2 (another path, the same kind of source)
         t = time.perf_counter()

@@ -175,3 +175,31 @@ def test_reader_through_the_alias_never_fails_during_cutover(tmp_path: Path, kin
     assert len(scores) >= 1 and N > 0
     if shared is not None:
         shared.close()
+
+
+def test_blue_green_over_grpc_server(cli, tmp_path: Path, qdrant_server) -> None:
+    """The server path over real gRPC (the loopback server on Qdrant Edge): aliases via update_collection_aliases."""
+    tflags = qdrant_server.cortex_args
+    src = write_jsonl(tmp_path / "s.jsonl", records(False))
+    assert cli("qdrant", "migrate", "--source", src, "--target", "v1", *tflags).exit_code == 0
+    r = cli("qdrant", "cutover", "--alias", "A", "--collection", "v1", "--source", src, *tflags)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    write_jsonl(tmp_path / "s.jsonl", records(True))
+    r = cli("qdrant", "sync", "--source", src, "--collection", "A", "--json", *tflags)
+    d = json.loads(r.stdout)
+    assert (d["collection"], d["added"], d["changed"], d["deleted"]) == ("v1", 5, 5, 4)
+    assert cli("qdrant", "migrate", "--source", src, "--target", "v2", *tflags).exit_code == 0
+    assert cli("qdrant", "cutover", "--alias", "A", "--collection", "v2", "--source", src, *tflags).exit_code == 0
+    c = qdrant_server.client()
+    assert {a.alias_name: a.collection_name for a in c.get_aliases().aliases} == {"A": "v2"}
+    assert cli("qdrant", "rollback", "--alias", "A", *tflags).exit_code == 0
+    assert {a.alias_name: a.collection_name for a in c.get_aliases().aliases} == {"A": "v1"}
+    assert c.count("A").count == N + 1
+    # this server speaks gRPC only, so the snapshot cannot be downloaded (REST): the collection must survive
+    r = cli("qdrant", "retire", "--collection", "v2", "--snapshot", str(tmp_path / "arch"), "--yes", *tflags)
+    assert r.exit_code == 3 and "snapshot" in r.stderr
+    assert c.collection_exists("v2")
+    r = cli("qdrant", "retire", "--collection", "v2", "--yes", *tflags)
+    assert r.exit_code == 0, r.stderr
+    assert not c.collection_exists("v2")
+    c.close()
