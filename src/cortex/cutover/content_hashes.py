@@ -62,7 +62,9 @@ def vector_hashes(vectors: np.ndarray) -> np.ndarray:
     m = w.shape[1]
     mult = np.resize(_MULT, m) if m > len(_MULT) else _MULT[:m]
     with np.errstate(over="ignore"):
-        _mix(w)
+        w ^= w >> np.uint64(29)  # one xorshift-multiply per word (non-linear), the full mix once per row
+        w *= np.uint64(0xBF58476D1CE4E5B9)
+        w ^= w >> np.uint64(32)
         w *= mult
         h = w.sum(axis=1, dtype=np.uint64) ^ np.uint64(d)
     return _mix(h)
@@ -113,6 +115,10 @@ def entries(ids: list[int | str], hashes: np.ndarray) -> np.ndarray:
     out = np.zeros(len(ids), dtype=ENTRY)
     if isinstance(ids, np.ndarray) and ids.dtype.kind in "iu":
         out["k"] = ids.astype(np.uint64)
+        out["h"] = hashes
+        return out
+    if all(type(i) is int for i in ids):  # the common case, without the per-id loop below
+        out["k"] = np.array(ids, dtype=np.uint64)
         out["h"] = hashes
         return out
     k = np.empty(len(ids), np.uint64)

@@ -44,7 +44,7 @@ from cortex.sources import SourceOptions, open_source
 from cortex.sources.base import Source, redact_url
 from cortex.state import DEFAULT_STATE_DIR, StateStore
 from cortex.targets.base import Target, normalize_rows
-from cortex.validate import Prepared, validate
+from cortex.validate import Prepared
 
 Event = Callable[[str], None]
 DELETE_BATCH = 1000
@@ -201,10 +201,15 @@ def sync(source: str, collection: str, *, target: Target, source_type: str | Non
 
 def _prepared(src: Source, dim: int, batch_size: int, id_field: str, sparse: set[str],
               named: dict[str, int], stop: threading.Event) -> Iterator[Prepared]:
-    # No cross-batch duplicate tracking here: sync writes batch after batch, so the last record of an id
-    # still wins, in the target and in the state (its entry comes last).
-    for seq, batch in enumerate(src.batches(batch_size)):
-        yield validate(batch, dim, id_field, seq, None, sparse, named)
+    """Validated batches, read and validated ahead in the pipeline's reader thread (bounded queue).
+
+    No cross-batch duplicate tracking: sync writes batch after batch, so the last record of an id
+    still wins, in the target and in the state (its entry comes last).
+    """
+    from cortex.pipeline import PipelineOptions, _read_ahead
+
+    opts = PipelineOptions(batch_size=batch_size, workers=2, id_field=id_field)
+    yield from _read_ahead(src, opts, dim, None, threading.Event(), None, sparse, named)
 
 
 def _comparable(vectors: np.ndarray, payloads: list[Any] | None, cosine: bool) -> np.ndarray:
