@@ -244,3 +244,19 @@ def test_content_hash_sees_every_change() -> None:
     w[2, 6] = np.nextafter(w[2, 6], np.float32(9))  # one ulp
     assert (ch.content_hashes(w, [{"a": 1, "b": [1, 2]}] * 4) != base).tolist() == [False, False, True, False]
     assert (ch.content_hashes(v, [{"a": 1, "b": [1, 2]}] * 3 + [{"a": 1.0, "b": [1, 2]}]) != base)[3]
+
+
+def test_sync_after_a_restarted_migration_was_killed(tmp_path: Path) -> None:
+    """The state of the first load no longer describes a collection a killed `migrate --restart` half rewrote."""
+    src = write_jsonl(tmp_path / "s.jsonl", records(False))
+    q, st = str(tmp_path / "qdrant_storage"), str(tmp_path / ".cortex")
+    migrate(src, "c", path=q, state_dir=st)
+    write_jsonl(tmp_path / "s.jsonl", records(True))
+    r = Run(tmp_path, ["qdrant", "migrate", "--source", "s.jsonl", "--target", "c", "--restart", "--batch-size", "20"],
+            pause="batch:2")
+    r.wait_for("CORTEX_TEST_PAUSED batch:2")
+    r.kill()
+    r.wait()
+    s = sync(src, "c", path=q, state_dir=st)
+    assert s.mode == "target scan"
+    assert verify("c", source=src, full=True, path=q).ok

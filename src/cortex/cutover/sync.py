@@ -132,6 +132,9 @@ class MigrateRecorder:
     def __init__(self, state_dir: str | Path, location: str, collection: str, mid: str, fresh: bool) -> None:
         self.dir = state_dir_for(state_dir, location, collection)
         self.location, self.collection = location, collection
+        if fresh:  # the collection is being (re)written: until this migration finishes, no state describes it
+            (self.dir / "meta.json").unlink(missing_ok=True)
+            ch.remove_state(self.dir / "state")
         self.log = ch.EntryLog(self.dir / f"migrate-{mid}.log", fresh=fresh)
 
     def add(self, p: Prepared) -> None:
