@@ -7,7 +7,8 @@ float32 vectors with a small payload per row is migrated into embedded Qdrant Ed
 build skipped: the load is what is compared).  Then 1% of the rows get a new vector or payload
 and 0.1% are deleted, and three things are timed on the changed source:
 
-* ``plain read``: iterating the source's batches, nothing else (the floor for any full scan);
+* ``plain read``: iterating the source's batches (of ``READ_BATCH`` records, as sync reads), nothing else
+  (the floor for any full scan);
 * ``sync``: ``cortex.api.sync`` (read, validate, hash, compare with the state, upsert the changed
   rows, delete the gone ones, write the new state);
 * ``re-migrate``: ``cortex.api.migrate`` of the changed source into a new collection.
@@ -90,9 +91,11 @@ def main() -> None:
         src2 = write_source(root / "v2", a.kind, x[keep], ids[keep], kept_titles)
         del x
         # the collection's state was made from src1; sync reads src2 (another path, the same kind of source)
+        from cortex.cutover.sync import READ_BATCH
+
         t = time.perf_counter()
         with open_source(src2, None, opts(root / "v2")) as s:
-            n_read = sum(len(b) for b in s.batches(500))
+            n_read = sum(len(b) for b in s.batches(READ_BATCH))  # the batch size sync reads with
         read_s = time.perf_counter() - t
         t = time.perf_counter()
         s = api.sync(src2, "c", options=opts(root / "v2"), path=kw["path"], state_dir=kw["state_dir"])

@@ -48,6 +48,7 @@ from cortex.validate import Prepared
 
 Event = Callable[[str], None]
 DELETE_BATCH = 1000
+READ_BATCH = 2000  # records per source batch (upserts still go --batch-size at a time)
 
 
 @dataclass
@@ -298,7 +299,7 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
         if progress is not None:
             progress.start(None if incremental is not None else sinfo.count)
         try:
-            for p in _prepared(src, cinfo.dim or sinfo.dim or 0, batch_size, id_field, set(sparse_cfg),
+            for p in _prepared(src, cinfo.dim or sinfo.dim or 0, max(batch_size, READ_BATCH), id_field, set(sparse_cfg),
                                {k: v["size"] for k, v in named_cfg.items()}, stop):
                 s.read += p.counts.read
                 s.rejected += p.counts.rejected
@@ -319,9 +320,10 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
                     assert log is not None
                     log.add(e[write])
                     idx = np.flatnonzero(write)
-                    write_batch(target, real, _subset(p, idx), policy)
-                    written += 1
-                    pause_for_test(f"sync-batch:{written}")  # a test kills it here
+                    for lo in range(0, len(idx), batch_size):
+                        write_batch(target, real, _subset(p, idx[lo:lo + batch_size]), policy)
+                        written += 1
+                        pause_for_test(f"sync-batch:{written}")  # a test kills it here
                 new_w.add(e)
         finally:
             if progress is not None:
