@@ -129,9 +129,14 @@ class ServerTarget(Target):
         return sorted(c.name for c in self._call("list collections", self.client.get_collections).collections)
 
     def collection_info(self, name: str) -> CollectionInfo | None:
-        name = self.resolve(name)
         if not self._call("collection exists", lambda: self.client.collection_exists(name)):
-            return None
+            try:  # an alias (servers that do not resolve it in collection_exists)
+                real = self.resolve(name)
+            except TargetError:
+                return None
+            if real == name or not self._call("collection exists", lambda: self.client.collection_exists(real)):
+                return None
+            name = real
         info = self._call(f"get collection '{name}'", lambda: self.client.get_collection(name))
         params = info.config.params
         vectors = params.vectors
