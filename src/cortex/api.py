@@ -22,7 +22,7 @@ from urllib.parse import quote
 import numpy as np
 import orjson
 
-from cortex.errors import ConflictError, SourceError, TargetError
+from cortex.errors import ConflictError, DiskFullError, SourceError, TargetError
 from cortex.ids import DEFAULT_ID_FIELD
 from cortex.pipeline import Checkpoint, MigrationSummary, PipelineOptions, Progress, run
 from cortex.retry import RetryPolicy
@@ -78,6 +78,11 @@ def migrate(
     stop: threading.Event | None = None,
     on_event: Event | None = None,
     command: str | None = None,
+    partitions: int | None = None,
+    partition: int | None = None,
+    finish: bool = False,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> MigrationSummary:
     """Migrate ``source`` into ``collection``, resuming a checkpointed run of the same pair.
 
@@ -87,20 +92,47 @@ def migrate(
     it); a finished migration is not redone.  ``build_index=False`` leaves a deferred index
     for a later :func:`optimize`.  Setting ``stop`` ends the run cleanly at a batch boundary
     (status ``interrupted``, checkpoint saved).
+
+    Partitions (:mod:`cortex.scale`): ``partitions=N, partition=I`` migrates piece I of N as its own
+    resumable migration (its index is built by ``finish=True`` once every piece is done);
+    ``engine="ray"`` runs all N pieces as Ray tasks, then finishes.
     """
     say = on_event or (lambda _m: None)
     shown = redact_url(source)  # no password in messages
     if batch_size < 1:
         raise SourceError("--batch-size must be at least 1")
+    args = {k: v for k, v in locals().items() if k not in ("say", "shown")}
+    if engine not in ("local", "ray"):
+        raise SourceError(f"--engine {engine!r}: choose local or ray")
+    if engine == "ray":
+        from cortex.scale.ray_engine import migrate_with_ray
+
+        return migrate_with_ray(**args)
+    if finish:
+        from cortex.scale.finish import finish_partitions
+
+        return finish_partitions(**args)
+    from cortex.scale.partitions import Piece, PieceStore, partition_source
+
+    piece = Piece.of(partitions, partition)
+    build_index = build_index and piece is None  # a partition leaves the index to --finish
     src = open_source(source, source_type, options)
+    if piece is not None:
+        src = partition_source(src, piece)
     tgt: Target | None = None
     own = False
     store: StateStore | None = None
     try:
         tgt, own = _target(target, dict(path=path, url=url, api_key=api_key, prefer_grpc=prefer_grpc,
                                         grpc_port=grpc_port))
-        store = None if dry_run else StateStore(state_dir)
         mid = migration_id(source, tgt.location, collection)
+        if dry_run:
+            store = None
+        elif piece is not None:
+            store = PieceStore(state_dir, mid, piece)
+            mid = store.record_id
+        else:
+            store = StateStore(state_dir)
         if store is not None:
             _lock(store, mid, source, tgt, collection)
         rec = store.get(mid) if store is not None else None
@@ -178,10 +210,13 @@ def migrate(
                 hashes.close()
             if rec is not None:
                 saver.finish("interrupted" if isinstance(e, KeyboardInterrupt) else "failed", error=str(e)[:500])
-                if isinstance(e, TargetError) and rec.cursor is not None:
+                if isinstance(e, (TargetError, DiskFullError)) and rec.cursor is not None:
                     raise type(e)(f"{e} (progress is checkpointed at {rec.counts.get('read', 0):,} records: "
                                   "re-run the same command to resume)") from e
             raise
+        if summary.index_abandoned:  # the engine still builds: no flush or close (they would wait for it)
+            saver.flush = lambda: None
+            own = False
         if rec is not None:
             saver.finish(summary.status)
         if hashes is not None and summary.status == "done":
@@ -316,11 +351,18 @@ def migrations(state_dir: str = DEFAULT_STATE_DIR) -> list[dict[str, Any]]:
     A record left ``running`` by a process that died without saying so (SIGKILL, power loss)
     shows as ``interrupted``: its lock is free.
     """
+    from cortex.scale.partitions import all_pieces
+
+    pieces = []
+    for d in all_pieces(state_dir):  # partitions: one file each
+        d["rejected"] = d.get("counts", {}).get("rejected", 0)
+        d["progress"] = d.get("counts", {}).get("read", 0)
+        pieces.append(d)
     if not Path(state_dir, "state.sqlite").exists():
-        return []
-    store = StateStore(state_dir)
+        return pieces
+    store = StateStore(state_dir, read_only=True)
     try:
-        out = []
+        out = pieces
         for r in store.all():
             d = r.to_dict()
             if r.status == "running" and not store.is_locked(r.id):
@@ -408,8 +450,12 @@ class ExportSummary:
 
 def export(source: str, output: str, *, source_type: str | None = None, options: SourceOptions | None = None,
            batch_size: int = 1000, progress: Progress | None = None) -> ExportSummary:
-    """The seed's Step 2 for any source: JSONL of ``{id, vector, payload}`` with the original ids."""
-    from cortex.dead_letter import DeadLetter
+    """The migration guide's Step 2 for any source: JSONL of ``{id, vector, payload}`` with the original ids.
+
+    ``output`` ending in ``.gz`` or ``.zst`` is written compressed.
+    """
+    from cortex import compressed
+    from cortex.dead_letter import DeadLetter, dumps
 
     t0 = time.perf_counter()
     out = Path(output)
@@ -420,7 +466,7 @@ def export(source: str, output: str, *, source_type: str | None = None, options:
         if progress is not None:
             progress.start(info.count)
         tmp = out.with_name(out.name + ".partial")
-        with open(tmp, "wb") as fh:
+        with compressed.open_write(tmp, compressed.codec(out)) as fh:
             for batch in src.batches(batch_size):
                 summary.read += batch.read
                 rejected = list(batch.rejected)
@@ -430,14 +476,13 @@ def export(source: str, output: str, *, source_type: str | None = None, options:
                     ok[:] = False
                 for i in range(len(batch)):
                     rid = batch.ids[i]
-                    rid = rid.item() if isinstance(rid, np.generic) else rid
+                    rid = rid.item() if isinstance(rid, np.generic) else rid  # a big int stays a number: dumps
                     if not ok[i]:
                         rejected.append(Rejected(batch.location(i), "vector has a non-finite value or wrong dimension",
                                                  id=rid))
                         continue
                     pl = batch.payloads[i] if batch.payloads is not None else {}
-                    fh.write(orjson.dumps({"id": rid, "vector": vecs[i], "payload": pl or {}},
-                                          option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE))
+                    fh.write(dumps({"id": rid, "vector": vecs[i], "payload": pl or {}}) + b"\n")
                     summary.written += 1
                 dl.write(rejected)
                 summary.rejected += len(rejected)
@@ -495,10 +540,10 @@ def benchmark(collection: str, *, num_queries: int = 1000, dimensions: int | Non
               path: str | None = None, url: str | None = None, api_key: str | None = None, prefer_grpc: bool = True,
               grpc_port: int = 6334, seed: int = 0, build_sample: int = 20_000, id_field: str = DEFAULT_ID_FIELD,
               on_event: Event | None = None) -> Any:
-    """The seed's latency benchmark plus QPS per concurrency, an ef sweep and, with ``source``, old vs Qdrant.
+    """The migration guide's latency benchmark, QPS per concurrency, an ef sweep and, with ``source``, old vs Qdrant.
 
     Returns a :class:`cortex.benchmark.BenchmarkResult`.  Queries are sampled from the
-    collection (plus noise) unless ``dimensions`` asks for random vectors, as the seed does.
+    collection (plus noise) unless ``dimensions`` asks for random vectors, as the migration guide does.
     """
     from cortex import benchmark as bench
 

@@ -99,7 +99,9 @@ class Batch:
     def location(self, i: int) -> str:
         if self.locations is not None:
             return self.locations[i]
-        return f"record id={self.ids[i]!r}"
+        from cortex.ids import plain_id
+
+        return f"record id={plain_id(self.ids[i])!r}"
 
 
 @dataclass
@@ -170,6 +172,16 @@ class Source(ABC):
     def batches(self, batch_size: int, resume: Any = None) -> Iterator[Batch]:
         """Yield batches of at most ``batch_size`` rows, starting after ``resume``."""
 
+    scope = None  # the part of the source to read: one of split()'s results (set by cortex.scale.partitions)
+
+    def split(self, n: int) -> list[Any] | None:
+        """``n`` disjoint, JSON-able scopes that cover the source by its own structure (rows, files, bytes ...).
+
+        A source that returns them reads only ``self.scope`` in :meth:`batches` when it is set. The default,
+        None, means this kind does not split itself: partitions then use a hash of each point id.
+        """
+        return None
+
     def fingerprint(self) -> dict[str, Any]:
         """Identity of the source's content, to refuse resuming onto a changed source.
 
@@ -234,7 +246,7 @@ def require(module: str, extra: str, kind: str) -> Any:
         return importlib.import_module(module)
     except ImportError as e:
         raise MissingExtraError(
-            f"the {kind} source needs the '{module}' package: pip install 'cortex[{extra}]' ({e})"
+            f"the {kind} source needs the '{module}' package: pip install 'cortex-qdrant[{extra}]' ({e})"
         ) from e
 
 
@@ -267,8 +279,15 @@ def file_fingerprint(path: str) -> dict[str, Any]:
     }
 
 
-def check_exists(path: str) -> Path:
+def even_ranges(total: int, n: int) -> list[tuple[int, int]]:
+    """``n`` contiguous half-open ranges covering ``0..total`` whose sizes differ by at most one (for ``split``)."""
+    bounds = [total * k // n for k in range(n + 1)]
+    return [(bounds[k], bounds[k + 1]) for k in range(n)]
+
+
+def check_exists(path: str, flag: str = "--source") -> Path:
+    """``path`` as a Path, or one line naming the option (``flag``) whose path is wrong."""
     p = Path(path)
     if not p.exists():
-        raise SourceError(f"{path}: no such file or directory; check the --source path")
+        raise SourceError(f"{path}: no such file or directory; check the {flag} path")
     return p

@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 
 from cortex.errors import SourceError
-from cortex.sources.base import Batch, Rejected, Source, SourceInfo, check_exists
+from cortex.sources.base import Batch, Rejected, Source, SourceInfo, check_exists, even_ranges
 
 
 def npy_shape(path: str | Path) -> tuple[tuple[int, ...], np.dtype]:
@@ -29,13 +29,10 @@ class NpyMatrixSource(Source):
 
     @classmethod
     def detect(cls, path: str) -> bool:
+        # Any single .npy file is this kind: a 1-D or unreadable one then gets its own message
+        # ("expected a 2-D matrix", "not a readable .npy file"), not "cannot tell what kind".
         p = Path(path)
-        if not (p.is_file() and p.suffix.lower() == ".npy"):
-            return False
-        try:
-            return len(npy_shape(p)[0]) == 2
-        except (ValueError, OSError):
-            return False
+        return p.is_file() and p.suffix.lower() == ".npy"
 
     def _matrix(self) -> np.ndarray:
         check_exists(self.path)
@@ -55,7 +52,7 @@ class NpyMatrixSource(Source):
         path = self.options.ids
         if not path:
             return None
-        check_exists(path)
+        check_exists(path, "--ids")
         if path.endswith(".npy"):
             ids = np.load(path, mmap_mode="r", allow_pickle=False)
             ids = ids if ids.dtype.kind in "iu" else ids.astype(str)
@@ -70,18 +67,28 @@ class NpyMatrixSource(Source):
     def info(self) -> SourceInfo:
         m = self._matrix()
         self._ids(m.shape[0])
-        return SourceInfo(kind=self.kind, name=self.path, dim=int(m.shape[1]), count=int(m.shape[0]))
+        lo, hi = self.scope["rows"] if self.scope else (0, m.shape[0])
+        return SourceInfo(kind=self.kind, name=self.path, dim=int(m.shape[1]), count=int(hi - lo))
+
+    def split(self, n: int) -> list[Any]:
+        """Row ranges of the matrix."""
+        return [{"rows": [lo, hi]} for lo, hi in even_ranges(int(self._matrix().shape[0]), n)]
 
     def batches(self, batch_size: int, resume: Any = None) -> Iterator[Batch]:
         m = self._matrix()
         n = m.shape[0]
         ids = self._ids(n)
-        start = resume["row"] if resume else 0
+        first, n = self.scope["rows"] if self.scope else (0, n)
+        start = resume["row"] if resume else first
         pf = None
         if self.options.payloads:
-            check_exists(self.options.payloads)
+            check_exists(self.options.payloads, "--payloads")
             pf = open(self.options.payloads, "rb")  # noqa: SIM115 - closed in finally
-            pf.seek(resume["payload_offset"] if resume else 0)
+            if resume:
+                pf.seek(resume["payload_offset"])
+            else:
+                for _ in range(first):  # a partition's payloads start at its first row's line
+                    pf.readline()
         try:
             for lo in range(start, n, batch_size):
                 hi = min(n, lo + batch_size)
@@ -109,13 +116,15 @@ class NpyMatrixSource(Source):
                         except ValueError as e:
                             rejected.append(Rejected(where, f"payload line is not a JSON object ({e})",
                                                      id=_scalar(bid[row - lo]), raw=line.decode("utf-8", "replace")))
+                rows = range(lo, hi)
                 if keep is not None and len(keep) < hi - lo:
                     vecs = vecs[keep]
                     bid = [bid[i] for i in keep]
+                    rows = [lo + i for i in keep]
                 cursor = {"row": hi, "payload_offset": pf.tell() if pf else 0}
                 yield Batch(ids=bid if isinstance(bid, list) else _id_list(bid), vectors=vecs,
                             payloads=payloads, rejected=rejected, cursor=cursor,
-                            locations=None)
+                            locations=[f"{self.path}:row {r}" for r in rows])
                 _release(m, hi)
         finally:
             if pf is not None:
