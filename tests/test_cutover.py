@@ -96,7 +96,7 @@ def test_gate_failures_block_the_switch(cli, tmp_path: Path) -> None:
     from cortex.ids import map_id
 
     with connect(path=str(tmp_path / "q")) as t:
-        t.delete_points("v2", [map_id("doc-3")[0]])
+        t.delete_ids("v2", [map_id("doc-3")[0]])
     r = cli("qdrant", "cutover", "--alias", "A", "--collection", "v2", "--source", src, "--json", *tflags)
     assert r.exit_code == 1
     d = json.loads(r.stdout)

@@ -48,6 +48,10 @@ SOURCE_FLAGS: list[tuple[str, Any, Any]] = [
                                                   envvar="CORTEX_SOURCE_API_KEY")], None),
     ("source_opt", Annotated[list[str] | None, _opt("--source-opt", "Extra source option KEY=VALUE (repeatable).",
                                                     _S)], None),
+    ("where", Annotated[str | None, _opt(
+        "--where", "Only the records whose payload matches, e.g. \"workspace_id = 'ws-1' AND created_at >= "
+        "'2026-01-01'\" (=, !=, IN, <, <=, >, >= on numbers and ISO timestamps, AND/OR/NOT, parentheses); "
+        "pushed down to the store where it can filter. A subset is its own resumable migration.", _S)], None),
 ]
 
 _T = "Target"
@@ -66,7 +70,7 @@ def source_options(ids: str | None = None, payloads: str | None = None, metadata
                    dimensions: int | None = None, distance: str | None = None, source_collection: str | None = None,
                    table: str | None = None, query: str | None = None, vector_column: str | None = None,
                    id_column: str | None = None, trust_pickle: bool = False, source_opt: list[str] | None = None,
-                   source_api_key: str | None = None) -> SourceOptions:
+                   source_api_key: str | None = None, where: str | None = None) -> SourceOptions:
     """The flags of the Source panel as a :class:`SourceOptions`."""
     extra = {}
     for kv in source_opt or []:
@@ -76,7 +80,8 @@ def source_options(ids: str | None = None, payloads: str | None = None, metadata
         extra[k.strip()] = v
     return SourceOptions(ids=ids, payloads=payloads, metadata=metadata, dimensions=dimensions, distance=distance,
                          collection=source_collection, table=table, query=query, vector_column=vector_column,
-                         id_column=id_column, trust_pickle=trust_pickle, extra=extra, api_key=source_api_key)
+                         id_column=id_column, trust_pickle=trust_pickle, extra=extra, api_key=source_api_key,
+                         where=where)
 
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]

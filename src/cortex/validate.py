@@ -94,7 +94,7 @@ def validate(batch: Batch, dim: int, id_field: str, seq: int, seen: SeenIds | No
         for i, k in enumerate(kept):
             if not k:
                 payloads[i] = {**(payloads[i] or {}), id_field: _plain(src_ids[i])}
-    counts = Counts(read=batch.read, written=len(qids), rejected=len(rejected), batches=1)
+    counts = Counts(read=batch.read, written=len(qids), rejected=len(rejected), skipped=batch.skipped, batches=1)
     dup_ids: list[Any] = []
     after_dup = False
     if len(qids):

@@ -368,7 +368,7 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
                     if not dry_run:
                         assert log is not None
                         log.add(part)
-                        target.delete_points(real, ch.point_ids(part))
+                        target.delete_ids(real, ch.point_ids(part))
                     s.deleted += len(part)
                     if not dry_run:
                         pause_for_test(f"sync-delete:{-(-s.deleted // DELETE_BATCH)}")

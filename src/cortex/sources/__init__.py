@@ -72,6 +72,19 @@ def detect_kind(path: str) -> str:
 
 
 def open_source(path: str, kind: str | None = None, options: SourceOptions | None = None) -> Source:
-    """Open ``path`` as a source of ``kind`` (auto-detected when None)."""
+    """Open ``path`` as a source of ``kind`` (auto-detected when None).
+
+    With ``options.where`` the source reads only that subset: pushed down to the store when it
+    can filter (``Source.push_down_where``), else filtered while streaming (``FilteredSource``).
+    """
     kind = kind or detect_kind(path)
-    return source_class(kind)(path, options or SourceOptions())
+    src = source_class(kind)(path, options or SourceOptions())
+    if src.options.where:
+        from cortex.where import parse
+
+        expr = parse(src.options.where)
+        if expr is not None and not src.push_down_where(expr):
+            from cortex.sources.filtered import FilteredSource
+
+            return FilteredSource(src, expr)
+    return src
