@@ -220,13 +220,17 @@ def migrate(
         hooks = PipelineHooks(metrics, tgt, collection, info.count, saver if rec is not None else None, start)
         opts = PipelineOptions(batch_size=batch_size, workers=workers, id_field=id_field,
                                defer_indexing=defer_indexing, build_index=build_index, dry_run=dry_run,
-                               strict=strict, config=coll_cfg, on_batch=hooks.batch_written,
+                               strict=strict, config=coll_cfg, on_write=hooks.batch_written,
                                retry=RetryPolicy(retries=retries, max_seconds=retry_max_seconds,
                                                  on_retry=hooks.retried(
                                                      lambda a, d, e: say(f"retry {a}/{retries} in {d:.2f}s: {e}"))))
+        from cortex.cutover.sync import MigrateRecorder  # per-point content hashes, for `sync`
+
+        hashes = MigrateRecorder(state_dir, tgt.location, collection, mid, fresh=resume is None) if rec else None
         try:
             summary = run(src, tgt, collection, opts, distance=distance, dead_letter=dl_path, progress=progress,
                           resume=resume, start_counts=start, stop=stop, info=info,
+                          on_batch=hashes.add if hashes is not None else None,
                           on_commit=hooks.commit(saver.commit if rec is not None else None),
                           on_phase=lambda name: (hooks.phase(name),
                                                  _on_phase(name, saver if rec is not None else None, say)),
@@ -235,6 +239,8 @@ def migrate(
                           seen_offset=rec.seen_offset if rec is not None else 0)
         except BaseException as e:
             hooks.finish("interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
+            if hashes is not None:
+                hashes.close()
             if rec is not None:
                 saver.finish("interrupted" if isinstance(e, KeyboardInterrupt) else "failed", error=str(e)[:500])
                 if isinstance(e, (TargetError, DiskFullError)) and rec.cursor is not None:
@@ -247,6 +253,10 @@ def migrate(
         if rec is not None:
             saver.finish(summary.status)
         hooks.finish(summary.status, summary)
+        if hashes is not None and summary.status == "done":
+            hashes.finish(src, redact_url(source))
+        elif hashes is not None:
+            hashes.close()
         summary.source = redact_url(summary.source)
         return summary
     finally:
@@ -631,6 +641,7 @@ def benchmark(collection: str, *, num_queries: int = 1000, dimensions: int | Non
             inner.close()
 
 
+from cortex.cutover.commands import aliases, cutover, resolve, retire, rollback, sync  # noqa: E402,F401
 from cortex.deploy.health import health  # noqa: E402,F401
 from cortex.deploy.setup import setup_collections as setup  # noqa: E402,F401
 from cortex.plan.commands import plan  # noqa: E402,F401

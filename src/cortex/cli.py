@@ -393,6 +393,10 @@ def status(
                 hints.append(f"{i.name}: indexing is deferred; run `cortex qdrant optimize {i.name} --wait`")
         t.add_row(*row)
     out.print(t)
+    names = {i.name for i in infos}
+    for a, c in sorted(api.aliases(**target_kw)["aliases"].items()):  # blue-green aliases (cortex.cutover)
+        if c in names:
+            out.print(f"alias {a} → {c}", highlight=False)
     for h in hints:
         out.print(f"[yellow]hint:[/yellow] {h}", highlight=False)
 
@@ -525,7 +529,7 @@ def _register_command_modules() -> None:
     import importlib
 
     for mod in ("cortex.cli_prove", "cortex.cli_rollout", "cortex.cli_plan", "cortex.cli_snapshot",
-                "cortex.cli_deploy"):
+                "cortex.cli_deploy", "cortex.cli_cutover"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:

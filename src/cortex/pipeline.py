@@ -131,7 +131,7 @@ class PipelineOptions:
     build_index: bool = True  # False: leave a deferred index for a later `cortex qdrant optimize`
     config: Any = None  # a CollectionConfig (migrate --config): the collection is created with its settings
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    on_batch: Callable[[int, float], None] | None = None  # (points, seconds) per batch written, e.g. metrics
+    on_write: Callable[[int, float], None] | None = None  # (points, seconds) per batch written, e.g. metrics
 
 
 class _Stop(Exception):
@@ -294,6 +294,7 @@ def run(
     on_phase: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
     info: SourceInfo | None = None,
+    on_batch: Callable[[Prepared], None] | None = None,
 ) -> MigrationSummary:
     """Migrate ``source`` into ``collection`` of ``target``; see :class:`MigrationSummary`.
 
@@ -305,6 +306,8 @@ def run(
     status ``interrupted`` once the batches in flight have landed (or been abandoned while
     waiting to retry); during the index build it ends the wait for it (``index_abandoned``:
     the build goes on in a daemon thread until the process exits; a re-run builds again).
+    ``on_batch`` sees each batch the target acknowledged, in source order, before its checkpoint
+    (``cortex.cutover`` records content hashes from it).
     """
     t0 = time.perf_counter()
     stop = stop or threading.Event()
@@ -370,6 +373,8 @@ def run(
             dl.write(q_.rejected)
             if log is not None:
                 log.write(q_.new_keys)
+            if on_batch is not None and not opts.dry_run and target is not None:
+                on_batch(q_)
             if len(summary.duplicate_examples) < 20:
                 summary.duplicate_examples += q_.dup_ids[: 20 - len(summary.duplicate_examples)]
             if on_commit is not None and not opts.dry_run:
@@ -410,7 +415,7 @@ def run(
                             continue
                         while len(inflight) >= max(1, opts.workers):
                             reap(block=True)
-                        inflight[pool.submit(write_batch, target, collection, p, policy, opts.on_batch)] = p
+                        inflight[pool.submit(write_batch, target, collection, p, policy, opts.on_write)] = p
                         reap(block=False)
                     while inflight:
                         reap(block=True)

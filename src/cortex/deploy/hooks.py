@@ -4,7 +4,7 @@ Kept apart from ``metrics.py`` so ``cortex.api`` imports no ``prometheus_client`
 ``sync`` (or any other caller of the pipeline) uses it the same way ``migrate`` does::
 
     hooks = PipelineHooks(metrics, target, collection, total, saver, start_counts)
-    opts.on_batch = hooks.batch_written; on_commit = hooks.commit(on_commit); on_phase -> hooks.phase(name)
+    opts.on_write = hooks.batch_written; on_commit = hooks.commit(on_commit); on_phase -> hooks.phase(name)
     (or, writing batches itself: write_batch(..., hooks.batch_written); hooks.counts(its_counts))
     ... hooks.finish(summary.status, summary)
 """

@@ -134,7 +134,7 @@ class MetricsReporter:
         self.counts(checkpoint.counts)
 
     def batch_written(self, points: int, seconds: float) -> None:
-        """One batch upserted (``PipelineOptions.on_batch``)."""
+        """One batch upserted (``PipelineOptions.on_write``)."""
         self._batch.labels(self.collection).observe(seconds)
 
     def retry(self, *_args: Any) -> None:

@@ -121,6 +121,7 @@ class PgvectorSource(Source):
         super().__init__(path, options)
         self._conn: Any = None
         self._meta: dict[str, Any] | None = None
+        self.since: tuple[str, Any] | None = None  # sync --since-column: read only rows with column >= value
         self._subset: Any = None  # --where pushed down: a SQL condition (psycopg.sql)
 
     @classmethod
@@ -398,6 +399,8 @@ class PgvectorSource(Source):
         conds = [self._compare(meta, ">", after)] if after is not None else []
         if scope.get("upto") is not None:
             conds.append(self._compare(meta, "<=", scope["upto"]))
+        if self.since is not None:  # sync --since-column
+            conds.append(sql.SQL("{} >= {}").format(sql.Identifier(self.since[0]), sql.Literal(self.since[1])))
         if self._subset is not None:
             conds.append(self._subset)
         return sql.SQL("WHERE {}").format(sql.SQL(" AND ").join(conds)) if conds else sql.SQL("")
@@ -530,6 +533,36 @@ class PgvectorSource(Source):
             out_ids = np.array(ids, dtype=np.int64)
         return Batch(ids=out_ids, vectors=vecs, payloads=payloads, rejected=rejected,
                      cursor={"last": last}, sparse=sparse)
+
+    # -- incremental sync (cortex.cutover.sync) --------------------------------------------------------
+
+    def max_of(self, column: str) -> str | None:
+        """The largest value of ``column`` (as text): the high-water mark of ``sync --since-column``."""
+        from psycopg import sql
+
+        meta = self.describe()
+        if column not in {c["name"] for c in meta["columns"]}:
+            raise SourceError(f"{meta['name']}: no column '{column}' for --since-column; columns are: "
+                              f"{', '.join(c['name'] for c in meta['columns'])}")
+        return self._query(sql.SQL("SELECT max({})::text FROM {}").format(sql.Identifier(column), meta["rel"]))[0][0]
+
+    def id_batches(self, batch_size: int) -> Iterator[list[Any]]:
+        """Every row's id alone (as ``batches`` gives them), streamed: what a sync needs to see deletions."""
+        from psycopg import sql
+
+        meta = self.describe()
+        nid = len(meta["id_columns"])
+        conn = self.connect()
+        try:
+            with conn.cursor(name="cortex_ids") as cur:
+                cur.itersize = batch_size
+                cur.execute(sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(self._id_exprs(meta)), meta["rel"]))
+                while rows := cur.fetchmany(batch_size):
+                    parts = [[str(v) if v is not None and not isinstance(v, (int, str)) else v for v in col]
+                             for col in zip(*rows, strict=True)]
+                    yield parts[0] if nid == 1 else [":".join(map(str, p)) for p in zip(*parts, strict=True)]
+        finally:
+            conn.close()
 
     # -- search / fingerprint -------------------------------------------------------------------------
 

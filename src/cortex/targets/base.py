@@ -147,6 +147,23 @@ class Target(ABC):
         lays out storage so that one tenant's points sit together (its multitenancy guide).
         """
 
+    def delete_ids(self, name: str, ids: list[int | str]) -> None:
+        """Delete points by id; returns when durable (see ``cortex.cutover.sync``)."""
+        raise NotImplementedError
+
+    # -- aliases (see ``cortex.cutover``): a name a command takes may be an alias ------------
+    def list_aliases(self) -> dict[str, str]:
+        """``{alias: collection}``."""
+        return {}
+
+    def switch_aliases(self, changes: dict[str, str | None]) -> None:
+        """Point each alias at its collection (None: delete the alias), all in one atomic operation."""
+        raise NotImplementedError
+
+    def resolve(self, name: str) -> str:
+        """The collection ``name`` stands for: itself, or the collection the alias ``name`` points to."""
+        return self.list_aliases().get(name, name)
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the target (file locks, connections)."""
 

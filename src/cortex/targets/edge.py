@@ -67,7 +67,7 @@ class EdgeTarget(Target):
         return self.root / name
 
     def _config_json(self, name: str) -> dict[str, Any] | None:
-        f = self._dir(name) / "edge_config.json"
+        f = self._dir(self.resolve(name)) / "edge_config.json"
         if not f.exists():
             return None
         try:
@@ -95,6 +95,7 @@ class EdgeTarget(Target):
                             optimizers=q.EdgeOptimizersConfig(indexing_threshold=indexing_threshold))
 
     def _open(self, name: str, config: Any = None) -> Any:
+        name = self.resolve(name)
         if config is None and name in self._shards:
             return self._shards[name]
         if name in self._shards:
@@ -130,6 +131,7 @@ class EdgeTarget(Target):
         return sorted(d.name for d in self.root.iterdir() if (d / "edge_config.json").exists())
 
     def collection_info(self, name: str) -> CollectionInfo | None:
+        name = self.resolve(name)
         cfg = self._config_json(name)
         if cfg is None:
             return None
@@ -338,6 +340,20 @@ class EdgeTarget(Target):
         if is_tenant and kind in ("keyword", "uuid"):  # Qdrant Edge takes the tenant flag
             schema = (q.KeywordIndexParams if kind == "keyword" else q.UuidIndexParams)(is_tenant=True)
         self._open(name).update(q.UpdateOperation.create_field_index(field_name, schema))
+
+    def delete_ids(self, name: str, ids: list[int | str]) -> None:
+        self._open(name).update(_q().UpdateOperation.delete_points(list(ids)))
+
+    # Qdrant Edge has no aliases: Cortex keeps them in one small file in the storage directory.
+    def list_aliases(self) -> dict[str, str]:
+        from cortex.cutover.aliases import read_aliases
+
+        return read_aliases(self.root)
+
+    def switch_aliases(self, changes: dict[str, str | None]) -> None:
+        from cortex.cutover.aliases import set_aliases
+
+        set_aliases(self.root, changes)
 
 
 def _threshold(config: Any) -> int:

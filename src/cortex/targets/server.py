@@ -73,6 +73,7 @@ class ServerTarget(Target):
         from qdrant_client import QdrantClient
 
         self.url = url
+        self.api_key = api_key
         if client is not None:
             self.client = client
         elif url == ":memory:":
@@ -130,7 +131,13 @@ class ServerTarget(Target):
 
     def collection_info(self, name: str) -> CollectionInfo | None:
         if not self._call("collection exists", lambda: self.client.collection_exists(name)):
-            return None
+            try:  # an alias (servers that do not resolve it in collection_exists)
+                real = self.resolve(name)
+            except TargetError:
+                return None
+            if real == name or not self._call("collection exists", lambda: self.client.collection_exists(real)):
+                return None
+            name = real
         info = self._call(f"get collection '{name}'", lambda: self.client.get_collection(name))
         params = info.config.params
         vectors = params.vectors
@@ -325,6 +332,33 @@ class ServerTarget(Target):
             schema = models.UuidIndexParams(type=models.UuidIndexType.UUID, is_tenant=True)
         self._call(f"index payload field '{field_name}'", lambda: self.client.create_payload_index(
             name, field_name=field_name, field_schema=schema, wait=True))
+
+
+    def delete_ids(self, name: str, ids: list[int | str]) -> None:
+        from qdrant_client import models
+
+        self._call(f"delete points from '{name}'", lambda: self.client.delete(
+            name, points_selector=models.PointIdsList(points=list(ids)), wait=True))
+
+    def list_aliases(self) -> dict[str, str]:
+        got = self._call("list aliases", self.client.get_aliases)
+        return {a.alias_name: a.collection_name for a in got.aliases}
+
+    def switch_aliases(self, changes: dict[str, str | None]) -> None:
+        """One ``update_collection_aliases`` call: delete + create per alias, applied atomically by Qdrant."""
+        from qdrant_client import models
+
+        have = self.list_aliases()
+        ops: list[Any] = []
+        for alias, coll in changes.items():
+            if alias in have:
+                ops.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
+            if coll is not None:
+                ops.append(models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=coll,
+                                                                                      alias_name=alias)))
+        if ops:
+            self._call("update aliases", lambda: self.client.update_collection_aliases(
+                change_aliases_operations=ops))
 
 
 def _stored(r: Any, with_vectors: bool) -> StoredPoint:

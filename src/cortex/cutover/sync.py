@@ -1,0 +1,418 @@
+"""``sync``: bring a migrated collection up to its source's current state, writing only the diff.
+
+Per collection, the state directory holds ``cutover/<key>/`` (key: target + collection):
+
+* ``state.k`` / ``state.v``: the content hash of every point (see :mod:`.content_hashes`),
+  written by ``migrate`` (through the pipeline's ``on_batch`` sink) and replaced by each sync;
+* ``meta.json``: which source and mode made it, and the incremental markers (pgvector's
+  ``--since-column`` high-water mark, LanceDB's table fingerprint with its version);
+* ``dirty.log``: while a sync runs, the ids it is about to upsert or delete (written before
+  the target call).  A sync killed at any moment (SIGKILL included) leaves the previous state
+  in place plus this log; the next sync re-sends those ids when the source still has them and
+  deletes them when it does not, so it converges on the source.
+
+A delete set is computed only once the whole new state is known (every id the source holds
+now), so a point still in the source is never deleted.  Modes: ``state`` (one streaming scan
+of the source, hashes compared with the state), ``target scan`` (no state: the target's points
+are hashed first, a full scan of the target, once), ``since column`` (pgvector: only rows
+with ``column >= last high-water mark`` plus the primary keys alone), ``unchanged`` (LanceDB:
+same table version as the last sync, nothing read).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+import orjson
+
+from cortex.collection_setup import vector_config
+from cortex.cutover import content_hashes as ch
+from cortex.errors import SourceError, TargetError
+from cortex.ids import DEFAULT_ID_FIELD, map_ids
+from cortex.pipeline import pause_for_test, write_batch
+from cortex.retry import RetryPolicy
+from cortex.sources import SourceOptions, open_source
+from cortex.sources.base import Source, redact_url
+from cortex.state import DEFAULT_STATE_DIR, StateStore
+from cortex.targets.base import Target, normalize_rows
+from cortex.validate import Prepared
+
+Event = Callable[[str], None]
+DELETE_BATCH = 1000
+READ_BATCH = 2000  # records per source batch (upserts still go --batch-size at a time)
+
+
+@dataclass
+class SyncSummary:
+    source: str
+    collection: str
+    target: str
+    mode: str = "state"
+    added: int = 0
+    changed: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    read: int = 0
+    seconds: float = 0.0
+    dry_run: bool = False
+    kept_deleted: int = 0  # gone from the source but kept (--no-delete)
+    state_points: int = 0
+    state_bytes: int = 0
+    round: int = 1
+    dead_letter: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def pending(self) -> int:
+        return self.added + self.changed + self.deleted
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["pending"] = self.pending
+        return d
+
+
+# -- where a collection's state lives --------------------------------------------------------------
+def _location_key(location: str) -> str:
+    loc = location if "://" in location or location.startswith(("local:", ":memory:")) else \
+        str(Path(location).resolve())
+    if loc.startswith("local:"):
+        loc = "local:" + str(Path(loc[len("local:"):]).resolve())
+    return loc
+
+
+def state_dir_for(state_dir: str | Path, location: str, collection: str) -> Path:
+    key = hashlib.sha256(f"{_location_key(location)}\0{collection}".encode()).hexdigest()[:16]
+    return Path(state_dir) / "cutover" / f"{quote(collection, safe='')}-{key}"
+
+
+def read_meta(d: Path) -> dict[str, Any] | None:
+    f = d / "meta.json"
+    if not f.exists():
+        return None
+    try:
+        return orjson.loads(f.read_bytes())
+    except ValueError:
+        return None
+
+
+def write_meta(d: Path, meta: dict[str, Any]) -> None:
+    tmp = d / "meta.json.tmp"
+    tmp.write_bytes(orjson.dumps(meta, default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, d / "meta.json")
+
+
+def forget_state(state_dir: str | Path, location: str, collection: str) -> None:
+    """Remove a collection's content-hash state (after ``retire``)."""
+    import shutil
+
+    d = state_dir_for(state_dir, location, collection)
+    if d.exists():
+        shutil.rmtree(d)
+
+
+def _json_plain(v: Any) -> Any:
+    return orjson.loads(orjson.dumps(v, default=str, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS))
+
+
+class MigrateRecorder:
+    """The pipeline sink ``migrate`` uses: logs each acknowledged batch's hashes; :meth:`finish` sorts them."""
+
+    def __init__(self, state_dir: str | Path, location: str, collection: str, mid: str, fresh: bool) -> None:
+        self.dir = state_dir_for(state_dir, location, collection)
+        self.location, self.collection = location, collection
+        if fresh:  # the collection is being (re)written: until this migration finishes, no state describes it
+            (self.dir / "meta.json").unlink(missing_ok=True)
+            ch.remove_state(self.dir / "state")
+        self.log = ch.EntryLog(self.dir / f"migrate-{mid}.log", fresh=fresh)
+
+    def add(self, p: Prepared) -> None:
+        if p.ids:
+            self.log.add(ch.entries(p.ids, ch.content_hashes(p.vectors, p.payloads, p.sparse, p.named)))
+
+    def finish(self, source: Source, shown: str) -> None:
+        self.log.close()
+        w = ch.StateWriter(self.dir / "state.new")
+        for chunk in ch.log_chunks(self.log.path):
+            w.add(chunk)
+        st = w.finish()
+        n = len(st)
+        st.close()
+        ch.replace_state(self.dir / "state.new", self.dir / "state")
+        write_meta(self.dir, {"collection": self.collection, "target": self.location, "source": shown,
+                              "source_kind": source.kind, "made_by": "migrate", "points": n, "updated": time.time(),
+                              "fingerprint": _json_plain(source.fingerprint()) if source.kind == "lancedb" else None})
+        (self.dir / "dirty.log").unlink(missing_ok=True)
+        self.log.path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self.log.close()
+
+
+# -- sync ---------------------------------------------------------------------------------------------
+def sync(source: str, collection: str, *, target: Target, source_type: str | None = None,
+         options: SourceOptions | None = None, watch: float | None = None, no_delete: bool = False,
+         since_column: str | None = None, dry_run: bool = False, batch_size: int = 500,
+         id_field: str = DEFAULT_ID_FIELD, state_dir: str = DEFAULT_STATE_DIR, progress: Any = None,
+         stop: threading.Event | None = None, on_event: Event | None = None,
+         on_round: Callable[[SyncSummary], None] | None = None) -> SyncSummary:
+    """Sync once (or every ``watch`` seconds until ``stop`` is set); returns the last round's summary."""
+    say = on_event or (lambda _m: None)
+    stop = stop or threading.Event()
+    if batch_size < 1:
+        raise SourceError("--batch-size must be at least 1")
+    real = target.resolve(collection)
+    if target.collection_info(real) is None:
+        raise TargetError(f"collection '{collection}' does not exist at {target.location}; migrate it first "
+                          "(`cortex qdrant migrate --source ... --target ...`)")
+    if real != collection:
+        say(f"'{collection}' is an alias of '{real}': syncing '{real}'")
+    store = StateStore(state_dir)
+    try:
+        d = state_dir_for(state_dir, target.location, real)
+        store.lock_file("sync", d.with_name(d.name + ".lock"), f"a sync of '{real}' is already running (pid {{pid}}); "
+                        "wait for it to finish or stop it first")
+        if target.kind == "embedded":
+            store.lock_file("collection", Path(target.location) / ".cortex-locks" / f"{quote(real, safe='')}.lock",
+                            f"collection '{real}' in {target.location} is being written by another process "
+                            "(pid {pid}); wait for it to finish or stop it first")
+        n = 0
+        while True:
+            n += 1
+            s = _sync_once(source, real, target, d, source_type=source_type, options=options, no_delete=no_delete,
+                           since_column=since_column, dry_run=dry_run, batch_size=batch_size, id_field=id_field,
+                           progress=progress if n == 1 else None, stop=stop, say=say)
+            s.round = n
+            if on_round is not None:
+                on_round(s)
+            if not watch or stop.is_set() or stop.wait(watch):
+                return s
+    finally:
+        store.close()
+
+
+def _prepared(src: Source, dim: int, batch_size: int, id_field: str, sparse: set[str],
+              named: dict[str, int], stop: threading.Event) -> Iterator[Prepared]:
+    """Validated batches, read and validated ahead in the pipeline's reader thread (bounded queue).
+
+    No cross-batch duplicate tracking: sync writes batch after batch, so the last record of an id
+    still wins, in the target and in the state (its entry comes last).
+    """
+    from cortex.pipeline import PipelineOptions, _read_ahead
+
+    opts = PipelineOptions(batch_size=batch_size, workers=2, id_field=id_field)
+    yield from _read_ahead(src, opts, dim, None, threading.Event(), None, sparse, named)
+
+
+def _comparable(vectors: np.ndarray, payloads: list[Any] | None, cosine: bool) -> np.ndarray:
+    """Hashes that match between a source record and the same point read back from Qdrant (no state yet):
+    cosine vectors normalized as Qdrant stores them, rounded to 5 decimals; the payload as is."""
+    v = np.asarray(vectors, dtype=np.float32)
+    if cosine:
+        v = normalize_rows(v)
+    return ch.content_hashes(np.round(v, 5).astype(np.float32) + np.float32(0.0), payloads)
+
+
+def _scan_target(target: Target, collection: str, dim: int, cosine: bool, path: Path) -> ch.State:
+    w = ch.StateWriter(path)
+    for pts in target.scroll(collection, batch_size=1000, with_vectors=True, with_payload=True):
+        from cortex.targets.base import stack_vectors
+
+        vecs = stack_vectors([p.vector for p in pts], dim)
+        w.add(ch.entries([p.id for p in pts], _comparable(vecs, [p.payload or {} for p in pts], cosine)))
+    return w.finish()
+
+
+def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: str | None,
+               options: SourceOptions | None, no_delete: bool, since_column: str | None, dry_run: bool,
+               batch_size: int, id_field: str, progress: Any, stop: threading.Event, say: Event) -> SyncSummary:
+    t0 = time.perf_counter()
+    shown = redact_url(source)
+    s = SyncSummary(source=shown, collection=real, target=target.location, dry_run=dry_run)
+    d.mkdir(parents=True, exist_ok=True)
+    meta = read_meta(d)
+    cinfo = target.collection_info(real)
+    assert cinfo is not None
+    cosine = (cinfo.distance or "") == "cosine" and target.normalizes_cosine
+    src = open_source(source, source_type, options)
+    writers: list[ch.StateWriter] = []
+    try:
+        sinfo = src.info()
+        if sinfo.dim and cinfo.dim and sinfo.dim != cinfo.dim:
+            raise SourceError(f"{shown}: vectors have {sinfo.dim} dimensions, collection '{real}' has {cinfo.dim}; "
+                              "sync the source this collection was migrated from")
+        s.warnings += sinfo.warnings
+        fp = _json_plain(src.fingerprint()) if src.kind == "lancedb" else None
+        old_base = d / "state"
+        if meta is None:
+            s.mode = "target scan"
+            say(f"no content-hash state for '{real}' (not written by this Cortex, or its state is lost): hashing what "
+                f"the target holds first, a full scan of {cinfo.points:,} points; later syncs use the state")
+            old = _scan_target(target, real, cinfo.dim or sinfo.dim or 0, cosine, d / "scan")
+        else:
+            old = ch.State(old_base)
+            if fp is not None and meta.get("fingerprint") == fp and not (d / "dirty.log").exists():
+                s.mode = "unchanged"
+                s.unchanged = s.state_points = len(old)
+                s.state_bytes = old.nbytes
+                s.seconds = round(time.perf_counter() - t0, 3)
+                say(f"{shown}: same table version as the last sync; nothing to read")
+                return s
+        dirty_entries = ch.read_log(d / "dirty.log")
+        dirty_w = ch.StateWriter(d / "dirty.sorted")
+        dirty_w.add(dirty_entries)
+        dirty = dirty_w.finish()
+        if len(dirty):
+            say(f"an earlier sync of '{real}' was interrupted: re-checking the {len(dirty):,} point(s) it was writing")
+        incremental = None
+        if since_column:
+            if src.kind != "pgvector":
+                raise SourceError(f"--since-column works with a pgvector source, not {src.kind}; drop it (other "
+                                  "sources are synced by one streaming scan)")
+            hwm = src.max_of(since_column)  # type: ignore[attr-defined]
+            last = ((meta or {}).get("since") or {})
+            if meta is not None and last.get("column") == since_column and last.get("value") is not None:
+                incremental = last["value"]
+                s.mode = "since column"
+                src.since = (since_column, incremental)  # type: ignore[attr-defined]
+            else:
+                say(f"--since-column {since_column}: no high-water mark recorded yet; this sync reads the whole "
+                    "table once and records it")
+        sparse_cfg, named_cfg = vector_config(sinfo)
+        log = None if dry_run else ch.EntryLog(d / "dirty.log")
+        policy = RetryPolicy()
+        new_w = ch.StateWriter(d / ("state.scan" if incremental is not None else "state.new"))
+        writers += [new_w, dirty_w]
+        written = 0
+        if progress is not None:
+            progress.start(None if incremental is not None else sinfo.count)
+        try:
+            for p in _prepared(src, cinfo.dim or sinfo.dim or 0, max(batch_size, READ_BATCH), id_field, set(sparse_cfg),
+                               {k: v["size"] for k, v in named_cfg.items()}, stop):
+                s.read += p.counts.read
+                s.rejected += p.counts.rejected
+                if progress is not None:
+                    progress.advance(p.counts.read)
+                if not p.ids:
+                    continue
+                hashes = ch.content_hashes(p.vectors, p.payloads, p.sparse, p.named)
+                e = ch.entries(p.ids, hashes)
+                cmp = hashes if s.mode != "target scan" else _comparable(p.vectors, p.payloads, cosine)
+                found, oldh = old.lookup(e["k"])
+                differs = found & ((oldh != cmp) | dirty.contains(e["k"]))
+                write = ~found | differs
+                s.added += int((~found).sum())
+                s.changed += int(differs.sum())
+                s.unchanged += int((found & ~differs).sum())
+                if write.any() and not dry_run:
+                    assert log is not None
+                    log.add(e[write])
+                    idx = np.flatnonzero(write)
+                    for lo in range(0, len(idx), batch_size):
+                        write_batch(target, real, _subset(p, idx[lo:lo + batch_size]), policy)
+                        written += 1
+                        pause_for_test(f"sync-batch:{written}")  # a test kills it here
+                new_w.add(e)
+        finally:
+            if progress is not None:
+                progress.stop()
+        if incremental is not None:
+            # rows not changed since the mark are as they were: carry their entries over while the primary
+            # keys still exist; the ids alone tell what was deleted
+            pk = _primary_keys(src, batch_size, d / "pk")
+            changed = new_w.finish()
+            final_w = ch.StateWriter(d / "state.new")
+            writers.append(final_w)
+            for c in old.chunks():
+                final_w.add(c[pk.contains(c["k"])])
+            for c in changed.chunks():  # added after the carried-over entries: they win
+                final_w.add(c)
+            changed.close()
+            new = final_w.finish()
+            s.unchanged = len(new) - s.added - s.changed
+            gone_src = pk
+        else:
+            new = new_w.finish()
+            gone_src = new
+        gone = list(old.missing_from(gone_src)) + [c[~old.contains(c["k"])] for c in dirty.missing_from(gone_src)]
+        n_gone = sum(len(c) for c in gone)
+        if no_delete:
+            s.kept_deleted = n_gone
+            if n_gone:
+                keep_w = ch.StateWriter(d / "state.keep")
+                writers.append(keep_w)
+                for c in new.chunks():
+                    keep_w.add(c)
+                for c in gone:
+                    keep_w.add(c)
+                new.close()
+                new = keep_w.finish()
+                ch.replace_state(d / "state.keep", d / "state.new")
+                new = ch.State(d / "state.new")
+        else:
+            for c in gone:
+                for lo in range(0, len(c), DELETE_BATCH):
+                    part = c[lo:lo + DELETE_BATCH]
+                    if not dry_run:
+                        assert log is not None
+                        log.add(part)
+                        target.delete_ids(real, ch.point_ids(part))
+                    s.deleted += len(part)
+                    if not dry_run:
+                        pause_for_test(f"sync-delete:{-(-s.deleted // DELETE_BATCH)}")
+        s.state_points, s.state_bytes = len(new), new.nbytes
+        if s.mode == "target scan":
+            s.warnings.append("synced by hashing what the target holds (a full scan of the target); "
+                              "later syncs of this collection read only the source")
+        if not dry_run:
+            if log is not None:
+                log.close()
+            target.flush(real)
+            new.close()
+            old.close()
+            ch.replace_state(d / "state.new", old_base)
+            m = dict(meta or {})
+            m.update(collection=real, target=target.location, source=shown, source_kind=src.kind, made_by="sync",
+                     points=s.state_points, updated=time.time(), fingerprint=fp)
+            if since_column:
+                m["since"] = {"column": since_column, "value": hwm}
+            write_meta(d, m)
+            (d / "dirty.log").unlink(missing_ok=True)
+        else:
+            ch.remove_state(d / "state.new")
+        s.seconds = round(time.perf_counter() - t0, 3)
+        return s
+    finally:
+        src.close()
+        for w in writers:
+            w.discard()
+        for tmp in ("scan", "pk", "dirty.sorted", "state.keep", "state.scan"):
+            ch.remove_state(d / tmp)
+
+
+def _subset(p: Prepared, idx: np.ndarray) -> Prepared:
+    take = idx.tolist()
+    return replace(p, ids=[p.ids[i] for i in take], vectors=p.vectors[idx],
+                   payloads=[p.payloads[i] for i in take] if p.payloads is not None else None,
+                   sparse={k: [v[i] for i in take] for k, v in p.sparse.items()} if p.sparse else None,
+                   named={k: a[idx] for k, a in p.named.items()} if p.named else None)
+
+
+def _primary_keys(src: Source, batch_size: int, path: Path) -> ch.State:
+    w = ch.StateWriter(path)
+    for ids in src.id_batches(max(batch_size, 10_000)):  # type: ignore[attr-defined]
+        qids, _ = map_ids(ids)
+        w.add(ch.entries(qids, np.zeros(len(qids), np.uint64)))
+    return w.finish()

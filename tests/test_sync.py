@@ -1,0 +1,262 @@
+"""`sync`: exact deltas per source kind, the content-hash state, and convergence after SIGKILL (real engines)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cortex_proc import Run
+from pg_fixture import PgServer, pg_server, pg_url  # noqa: F401  (session fixtures)
+
+from cortex.api import connect, migrate, sync, verify
+from cortex.cutover import content_hashes as ch
+from cortex.sources import SourceOptions
+
+DIM = 16
+N = 120
+# the changes every test makes: vectors of 3 records, payloads only of 2, 4 deleted, 5 inserted
+VEC_CHANGED, PAYLOAD_CHANGED, DELETED = [3, 10, 50], [7, 60], [0, 20, 40, 80]
+INSERTED = list(range(1000, 1005))
+EXPECT = {"added": 5, "changed": 5, "deleted": 4, "unchanged": N - 5 - 4}
+
+
+def records(changed: bool) -> dict[int, tuple[np.ndarray, dict]]:
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((N, DIM)).astype(np.float32)
+    recs = {i: (x[i], {"title": f"doc {i}", "n": i}) for i in range(N)}
+    if changed:
+        for i in VEC_CHANGED:
+            recs[i] = (recs[i][0] + 0.5, recs[i][1])
+        for i in PAYLOAD_CHANGED:
+            recs[i] = (recs[i][0], {**recs[i][1], "title": f"edited {i}"})
+        for i in DELETED:
+            del recs[i]
+        for i in INSERTED:
+            recs[i] = (rng.standard_normal(DIM).astype(np.float32), {"title": f"new {i}", "n": i})
+    return recs
+
+
+def write_jsonl(path: Path, recs: dict) -> str:
+    with open(path, "w") as f:
+        for i, (v, p) in recs.items():
+            f.write(json.dumps({"id": f"doc-{i}", "vector": v.tolist(), "payload": p}) + "\n")
+    return str(path)
+
+
+def write_npy_dir(root: Path, recs: dict) -> str:
+    import shutil
+
+    if root.exists():
+        shutil.rmtree(root)
+    for i, (v, p) in recs.items():
+        d = root / f"ws-{i % 3}"
+        d.mkdir(parents=True, exist_ok=True)
+        np.save(d / f"chunk_{i:05d}.npy", v)
+        (d / f"chunk_{i:05d}.json").write_text(json.dumps(p))
+    return str(root)
+
+
+def write_faiss(path: Path, recs: dict) -> str:
+    import faiss
+
+    index = faiss.IndexIDMap(faiss.IndexFlatL2(DIM))
+    ids = np.array(list(recs), dtype=np.int64)
+    index.add_with_ids(np.stack([v for v, _ in recs.values()]), ids)
+    faiss.write_index(index, str(path))
+    path.with_suffix(".json").write_text(json.dumps({str(i): p for i, (_, p) in recs.items()}))
+    return str(path)
+
+
+def write_parquet(path: Path, recs: dict) -> str:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    x = np.stack([v for v, _ in recs.values()])
+    pq.write_table(pa.table({"id": pa.array(list(recs), pa.int64()),
+                             "embedding": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), DIM),
+                             "title": [p["title"] for _, p in recs.values()],
+                             "n": [p["n"] for _, p in recs.values()]}), path)
+    return str(path)
+
+
+WRITERS = {"jsonl": (write_jsonl, "src.jsonl"), "npy-dir": (write_npy_dir, "src_dir"),
+           "faiss": (write_faiss, "src.index"), "parquet": (write_parquet, "src.parquet")}
+
+
+@pytest.mark.parametrize("kind", list(WRITERS))
+def test_sync_deltas_are_exact(tmp_path: Path, kind: str) -> None:
+    write, name = WRITERS[kind]
+    src = write(tmp_path / name, records(False))
+    opts = SourceOptions(metadata=str((tmp_path / name).with_suffix(".json"))) if kind == "faiss" else None
+    kw = dict(path=str(tmp_path / "q"), state_dir=str(tmp_path / ".cortex"))
+    migrate(src, "c", options=opts, **kw)
+    nothing = sync(src, "c", options=opts, **kw)
+    assert (nothing.added, nothing.changed, nothing.deleted, nothing.unchanged) == (0, 0, 0, N)
+    assert nothing.mode == "state" and nothing.state_points == N and nothing.state_bytes == 24 * N
+    write(tmp_path / name, records(True))
+    s = sync(src, "c", options=opts, **kw)
+    assert {k: getattr(s, k) for k in EXPECT} == EXPECT, s
+    assert s.rejected == 0
+    assert verify("c", source=src, options=opts, full=True, **{"path": kw["path"]}).ok
+    again = sync(src, "c", options=opts, **kw)  # a sync after a sync uses the newer state
+    assert (again.added, again.changed, again.deleted) == (0, 0, 0)
+
+
+def test_no_delete_keeps_points_and_a_later_sync_deletes_them(tmp_path: Path) -> None:
+    src = write_jsonl(tmp_path / "s.jsonl", records(False))
+    kw = dict(path=str(tmp_path / "q"), state_dir=str(tmp_path / ".cortex"))
+    migrate(src, "c", **kw)
+    write_jsonl(tmp_path / "s.jsonl", records(True))
+    s = sync(src, "c", no_delete=True, **kw)
+    assert (s.added, s.changed, s.deleted, s.kept_deleted) == (5, 5, 0, 4)
+    with connect(path=kw["path"]) as t:
+        assert t.count("c") == N + 5
+    s = sync(src, "c", **kw)
+    assert (s.added, s.changed, s.deleted) == (0, 0, 4)
+
+
+def test_without_state_the_target_is_hashed_once(tmp_path: Path) -> None:
+    """A collection Cortex did not write (or whose state is lost) is synced by a full scan of the target."""
+    src = write_jsonl(tmp_path / "s.jsonl", records(False))
+    q = str(tmp_path / "q")
+    migrate(src, "c", path=q, state_dir=str(tmp_path / "elsewhere"))
+    write_jsonl(tmp_path / "s.jsonl", records(True))
+    events: list[str] = []
+    s = sync(src, "c", path=q, state_dir=str(tmp_path / ".cortex"), on_event=events.append)
+    assert s.mode == "target scan" and any("full scan" in e for e in events)
+    assert {k: getattr(s, k) for k in EXPECT} == EXPECT
+    assert verify("c", source=src, full=True, path=q).ok
+    s = sync(src, "c", path=q, state_dir=str(tmp_path / ".cortex"))
+    assert s.mode == "state" and s.pending == 0
+
+
+def test_server_target_local_mode(tmp_path: Path) -> None:
+    src = write_jsonl(tmp_path / "s.jsonl", records(False))
+    kw = dict(url=f"local:{tmp_path / 'local'}", state_dir=str(tmp_path / ".cortex"))
+    migrate(src, "c", **kw)
+    write_jsonl(tmp_path / "s.jsonl", records(True))
+    s = sync(src, "c", **kw)
+    assert {k: getattr(s, k) for k in EXPECT} == EXPECT
+    assert verify("c", source=src, full=True, url=kw["url"]).ok
+
+
+# -- pgvector: a full scan, then --since-column -------------------------------------------------------
+def _pg_load(s: PgServer, recs: dict, table: str) -> None:
+    s.sql(f"DROP TABLE IF EXISTS {table}")
+    s.sql(f"CREATE TABLE {table} (id bigint PRIMARY KEY, title text, n int, embedding vector({DIM}), "
+          "updated_at timestamptz NOT NULL DEFAULT '2026-01-01')")
+    values = ", ".join(f"({i}, '{p['title']}', {p['n']}, '[{','.join(map(repr, map(float, v)))}]', "
+                       f"timestamptz '2026-01-01' + interval '{i} seconds')" for i, (v, p) in recs.items())
+    s.sql(f"INSERT INTO {table} (id, title, n, embedding, updated_at) VALUES {values}")
+
+
+def _pg_change(s: PgServer, table: str) -> None:
+    new = records(True)
+    for i in VEC_CHANGED:
+        s.sql(f"UPDATE {table} SET embedding = '[{','.join(map(repr, map(float, new[i][0])))}]', "
+              "updated_at = '2026-02-01' WHERE id = " + str(i))
+    for i in PAYLOAD_CHANGED:
+        s.sql(f"UPDATE {table} SET title = 'edited {i}', updated_at = '2026-02-01' WHERE id = {i}")
+    s.sql(f"DELETE FROM {table} WHERE id IN ({','.join(map(str, DELETED))})")
+    values = ", ".join(f"({i}, '{new[i][1]['title']}', {i}, '[{','.join(map(repr, map(float, new[i][0])))}]', "
+                       "'2026-02-01')" for i in INSERTED)
+    s.sql(f"INSERT INTO {table} (id, title, n, embedding, updated_at) VALUES {values}")
+
+
+@pytest.mark.parametrize("since", [None, "updated_at"])
+def test_pgvector_deltas(tmp_path: Path, pg_server: PgServer, since: str | None) -> None:  # noqa: F811
+    table = f"sync_{since or 'scan'}"
+    _pg_load(pg_server, records(False), table)
+    opts = SourceOptions(table=table)
+    kw = dict(path=str(tmp_path / "q"), state_dir=str(tmp_path / ".cortex"))
+    migrate(pg_server.url, "c", options=opts, **kw)
+    first = sync(pg_server.url, "c", options=opts, since_column=since, **kw)  # records the high-water mark
+    assert first.pending == 0 and first.unchanged == N
+    _pg_change(pg_server, table)
+    s = sync(pg_server.url, "c", options=opts, since_column=since, **kw)
+    assert {k: getattr(s, k) for k in EXPECT} == EXPECT, s
+    if since:
+        assert s.mode == "since column"
+        # only the rows changed since the mark (10), plus the row at the mark itself (>=: a row committed
+        # later with the same timestamp is not missed), not the whole table
+        assert s.read == 11
+    assert verify("c", source=pg_server.url, options=opts, full=True, path=kw["path"]).ok
+    again = sync(pg_server.url, "c", options=opts, since_column=since, **kw)
+    assert (again.added, again.changed, again.deleted) == (0, 0, 0)
+
+
+# -- killed mid-sync ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("point", ["sync-batch:1", "sync-delete:1"])
+def test_sigkill_mid_sync_then_rerun_converges(tmp_path: Path, point: str) -> None:
+    src = write_jsonl(tmp_path / "s.jsonl", records(False))
+    migrate(src, "c", path=str(tmp_path / "qdrant_storage"), state_dir=str(tmp_path / ".cortex"))
+    write_jsonl(tmp_path / "s.jsonl", records(True))
+    r = Run(tmp_path, ["qdrant", "sync", "--source", "s.jsonl", "--collection", "c", "--batch-size", "20"],
+            pause=point)
+    r.wait_for(f"CORTEX_TEST_PAUSED {point}")
+    r.kill()
+    r.wait()
+    # meanwhile the source moves on: a changed record reverts, a deleted one comes back
+    back = records(True)
+    back[VEC_CHANGED[0]] = records(False)[VEC_CHANGED[0]]
+    back[DELETED[0]] = records(False)[DELETED[0]]
+    write_jsonl(tmp_path / "s.jsonl", back)
+    r2 = Run(tmp_path, ["qdrant", "sync", "--source", "s.jsonl", "--collection", "c", "--json"])
+    assert r2.wait() == 0, r2.stderr
+    assert "interrupted" in r2.stderr
+    assert verify("c", source=src, full=True, path=str(tmp_path / "qdrant_storage")).ok
+    s = sync(src, "c", path=str(tmp_path / "qdrant_storage"), state_dir=str(tmp_path / ".cortex"))
+    assert s.pending == 0
+
+
+# -- the state itself ---------------------------------------------------------------------------------
+def test_state_writer_merges_runs_last_one_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ch, "CHUNK", 7)
+    rng = np.random.default_rng(3)
+    keys = rng.integers(0, 500, size=2000).astype(np.uint64)  # many repeats
+    w = ch.StateWriter(tmp_path / "s", run=97)
+    for lo in range(0, len(keys), 50):
+        e = np.zeros(len(keys[lo:lo + 50]), ch.ENTRY)
+        e["k"] = keys[lo:lo + 50]
+        e["h"] = np.arange(lo, lo + len(e), dtype=np.uint64)  # the position: the last one must win
+        w.add(e)
+    st = w.finish()
+    last = {int(k): i for i, k in enumerate(keys)}
+    assert st.keys.tolist() == sorted(last)
+    found, h = st.lookup(np.array(sorted(last), np.uint64))
+    assert found.all() and h.tolist() == [last[k] for k in sorted(last)]
+
+
+def test_entries_round_trip_ids() -> None:
+    ids = [5, "0b7f2b8e-4f0c-4a3e-9d55-3f7a1c2b9e01", 2**63 + 5, "00000000-0000-0000-0000-000000000007"]
+    e = ch.entries(ids, np.arange(4, dtype=np.uint64))
+    assert ch.point_ids(e) == ids
+
+
+def test_content_hash_sees_every_change() -> None:
+    v = np.random.default_rng(0).standard_normal((4, 7)).astype(np.float32)
+    base = ch.content_hashes(v, [{"a": 1, "b": [1, 2]}] * 4)
+    assert len(set(base.tolist())) == 4
+    assert (ch.content_hashes(v, [{"b": [1, 2], "a": 1}] * 4) == base).all()  # canonical: key order ignored
+    w = v.copy()
+    w[2, 6] = np.nextafter(w[2, 6], np.float32(9))  # one ulp
+    assert (ch.content_hashes(w, [{"a": 1, "b": [1, 2]}] * 4) != base).tolist() == [False, False, True, False]
+    assert (ch.content_hashes(v, [{"a": 1, "b": [1, 2]}] * 3 + [{"a": 1.0, "b": [1, 2]}]) != base)[3]
+
+
+def test_sync_after_a_restarted_migration_was_killed(tmp_path: Path) -> None:
+    """The state of the first load no longer describes a collection a killed `migrate --restart` half rewrote."""
+    src = write_jsonl(tmp_path / "s.jsonl", records(False))
+    q, st = str(tmp_path / "qdrant_storage"), str(tmp_path / ".cortex")
+    migrate(src, "c", path=q, state_dir=st)
+    write_jsonl(tmp_path / "s.jsonl", records(True))
+    r = Run(tmp_path, ["qdrant", "migrate", "--source", "s.jsonl", "--target", "c", "--restart", "--batch-size", "20"],
+            pause="batch:2")
+    r.wait_for("CORTEX_TEST_PAUSED batch:2")
+    r.kill()
+    r.wait()
+    s = sync(src, "c", path=q, state_dir=st)
+    assert s.mode == "target scan"
+    assert verify("c", source=src, full=True, path=q).ok
