@@ -72,6 +72,8 @@ def detect_kind(path: str) -> str:
 
 
 def open_source(path: str, kind: str | None = None, options: SourceOptions | None = None) -> Source:
-    """Open ``path`` as a source of ``kind`` (auto-detected when None)."""
+    """Open ``path`` as a source of ``kind`` (auto-detected when None), in its payload layout (``options.layout``)."""
+    from cortex.layouts import apply_layout
+
     kind = kind or detect_kind(path)
-    return source_class(kind)(path, options or SourceOptions())
+    return apply_layout(source_class(kind)(path, options or SourceOptions()))
