@@ -19,7 +19,7 @@ class Doc:
     """One document as a layout sees it."""
 
     id: Any  # the source id
-    point_id: Any  # the Qdrant point id Cortex gives it (cortex.ids.map_id)
+    point_id: Any  # the Qdrant point id it gets (None unless the layout needs it: Layout.needs_point_id)
     text: str | None
     metadata: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)  # other source fields, kept beside the layout's own
@@ -67,6 +67,10 @@ class Layout(ABC):
     def point_id(self, source_id: Any, payload: dict[str, Any] | None = None) -> Any:
         """The point id the framework gives this document (default: Cortex's own mapping, done later)."""
         return source_id
+
+    def needs_point_id(self, native: dict[str, Any] | None) -> bool:
+        """Whether :meth:`write` reads ``Doc.point_id`` for a row with this native record (it costs a uuid5)."""
+        return False
 
     def field_path(self, key: str) -> str:
         """Where a user metadata field lands in the payload (for filters): ``metadata.lang`` ..."""

@@ -45,6 +45,9 @@ class HaystackLayout(Layout):
             return convert_id(str(payload["id"]))
         return convert_id(str(source_id))
 
+    def needs_point_id(self, native: dict[str, Any] | None) -> bool:
+        return True
+
     def owns(self, payload: dict[str, Any]) -> bool:
         return "id" in payload and "meta" in payload and "content" in payload
 

@@ -62,6 +62,9 @@ class LlamaIndexLayout(Layout):
                     "(node.metadata)"]
         return []
 
+    def needs_point_id(self, native: dict[str, Any] | None) -> bool:
+        return not isinstance((native or {}).get("node"), dict)  # a node Cortex builds is named by its point id
+
     def node(self, doc: Doc) -> tuple[dict[str, Any], str | None]:
         """(the node's JSON-able dict, its ref doc id)."""
         rec = doc.native or {}

@@ -31,7 +31,7 @@ class LayoutSource(Source):
 
     def __init__(self, inner: Source, requested: str | None, make: Any) -> None:
         self.inner, self.requested, self._make = inner, requested, make
-        self.path, self.options, self.kind = inner.path, inner.options, inner.kind
+        self.path, self.options, self.kind, self.extra = inner.path, inner.options, inner.kind, inner.extra
         self.layout: Layout | None = None
         self._info: SourceInfo | None = None
         self.text_column: str | None = None
@@ -111,7 +111,7 @@ class LayoutSource(Source):
                     inner = payload.pop(self.metadata_column)
                     meta, extra = (dict(inner) if isinstance(inner, dict) else {}), payload
             text = None if text is None else text if isinstance(text, str) else str(text)
-        pid = map_id(self.layout.point_id(sid, orig))[0]
+        pid = map_id(self.layout.point_id(sid, orig))[0] if self.layout.needs_point_id(native) else None
         return Doc(id=sid, point_id=pid, text=text, metadata=meta, extra=extra, native=native)
 
     def transform(self, b: Batch) -> Batch:
