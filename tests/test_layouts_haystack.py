@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from cortex.api import migrate, verify
+from cortex.api import compare, migrate, verify
 from cortex.layouts.haystack import convert_id
 from cortex.sources import SourceOptions
 
@@ -53,6 +53,9 @@ def test_chroma_into_haystack_layout(chroma_src, tmp_path):
     s = migrate(str(root), "Document", url=f"local:{qpath}", options=opts, state_dir=str(tmp_path / "s"))
     assert (s.layout, s.written, s.distance) == ("haystack", N, "cosine")
     assert verify("Document", source=str(root), url=f"local:{qpath}", options=opts, full=True).ok
+    # compare maps Chroma's own search results to Haystack's point ids
+    res = compare("Document", source=str(root), url=f"local:{qpath}", layout="haystack", num_queries=10, k=5)
+    assert res.ok and res.old.method == "chroma native search" and res.overlap >= 0.9, res
 
     store = _store(path=str(qpath), index="Document")
     try:
