@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+pytest_plugins = ["grpc_server_fixture"]  # qdrant_server / qdrant_server_module: a loopback Qdrant gRPC server
 
 
 @pytest.fixture

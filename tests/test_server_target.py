@@ -1,9 +1,10 @@
-"""The server target: its gRPC request encoder, the CLI against qdrant-client local mode, and
-real gRPC traffic into a discarding endpoint (bench/bench_server_upload.py --serve).
+"""The server target: its gRPC request encoder, the CLI against qdrant-client local mode and against the
+loopback Qdrant gRPC server on Qdrant Edge (tests/qdrant_grpc_server), and real gRPC traffic into a
+discarding endpoint (bench/bench_server_upload.py --serve) and into that server.
 
-The endpoint counts points and keeps collection configs but stores no points, so it checks
-what reaches the wire (counts, auth headers, message limits, collection calls), never search
-or retrieval; those run against qdrant-client's local mode.
+The discarding endpoint counts points and keeps collection configs but stores no points, so it checks
+what reaches the wire (counts, auth headers, message limits, collection calls); the Edge server stores
+them, so the same tests also read back what was stored (counts of distinct ids, verify --full).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.conversions.conversion import RestToGrpc
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from cortex.api import migrate
 from cortex.errors import AuthError, BatchTooLargeError, TargetError, TransientTargetError
 from cortex.ids import CORTEX_NAMESPACE
 from cortex.targets.grpc_upload import encode_upsert
@@ -30,6 +32,7 @@ from cortex.targets.server import DEFAULT_INDEXING_THRESHOLD_KB, ServerTarget, t
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from bench_server_upload import NullEndpoint, free_port  # noqa: E402
+from grpc_server_fixture import QdrantGrpcServer  # noqa: E402
 
 # -- the request encoder ---------------------------------------------------------------------------
 PAYLOADS = [
@@ -102,29 +105,27 @@ def write_jsonl(path: Path, n: int, dim: int) -> list[dict]:
     return recs
 
 
-@pytest.fixture
-def local_url(tmp_path: Path) -> str:
-    return "local:" + str(tmp_path / "db")
-
-
-def test_migrate_jsonl_verify_status_optimize(cli, tmp_path: Path, local_url: str) -> None:
+# ``qdrant_endpoint`` (tests/grpc_server_fixture.py) runs a test twice: against qdrant-client's local mode and
+# against the loopback gRPC server on Qdrant Edge (tests/qdrant_grpc_server), which stores what the raw gRPC
+# upload sends and reads it back over the wire.
+def test_migrate_jsonl_verify_status_optimize(cli, tmp_path: Path, qdrant_endpoint) -> None:
     src = tmp_path / "export.jsonl"
     recs = write_jsonl(src, 300, 16)
+    url = qdrant_endpoint.cortex_args
     # dot, not cosine: qdrant-client 1.20's local mode reloads persisted cosine vectors un-normalized
-    res = cli("qdrant", "migrate", "--source", src, "--target", "c", "--url", local_url, "--batch-size", 64,
-              "--distance", "dot")
+    res = cli("qdrant", "migrate", "--source", src, "--target", "c", *url, "--batch-size", 64, "--distance", "dot")
     assert res.exit_code == 0, res.output
-    res = cli("qdrant", "verify", "--collection", "c", "--source", src, "--full", "--url", local_url)
-    assert res.exit_code == 0, res.output
-    res = cli("qdrant", "status", "--json", "--url", local_url)
+    res = cli("qdrant", "verify", "--collection", "c", "--source", src, "--full", "--tolerance", 0, *url)
+    assert res.exit_code == 0, res.output  # bit-exact
+    res = cli("qdrant", "status", "--json", *url)
     assert res.exit_code == 0, res.output
     [info] = orjson.loads(res.stdout)
     assert (info["name"], info["points"], info["dim"], info["distance"]) == ("c", 300, 16, "dot")
-    res = cli("qdrant", "optimize", "c", "--wait", "--json", "--url", local_url)
+    res = cli("qdrant", "optimize", "c", "--wait", "--json", *url)
     assert res.exit_code == 0, res.output
     assert orjson.loads(res.stdout)["status"] == "green"
 
-    t = ServerTarget(local_url)
+    t = qdrant_endpoint.target()
     try:
         uid = str(uuid.uuid5(CORTEX_NAMESPACE, "doc-3"))
         got = t.retrieve("c", [1, uid])
@@ -135,15 +136,21 @@ def test_migrate_jsonl_verify_status_optimize(cli, tmp_path: Path, local_url: st
         t.close()
 
 
-def test_migrate_npy_matrix_exact_vectors(cli, tmp_path: Path, local_url: str) -> None:
+def test_migrate_npy_matrix_exact_vectors(cli, tmp_path: Path, qdrant_endpoint) -> None:
     vecs = np.random.default_rng(5).standard_normal((500, 8)).astype(np.float32)
     np.save(tmp_path / "m.npy", vecs)
-    res = cli("qdrant", "migrate", "--source", tmp_path / "m.npy", "--target", "m", "--distance", "dot",
-              "--url", local_url, "--no-prefer-grpc")
+    url = qdrant_endpoint.cortex_args
+    if qdrant_endpoint.kind == "local":
+        res = cli("qdrant", "migrate", "--source", tmp_path / "m.npy", "--target", "m", "--distance", "dot", *url,
+                  "--no-prefer-grpc")
+        assert res.exit_code == 0, res.output
+    else:  # no REST port there: qdrant-client's own upsert over gRPC instead of Cortex's pre-serialized requests
+        with qdrant_endpoint.target(raw_grpc_upload=False) as t:
+            s = migrate(str(tmp_path / "m.npy"), "m", target=t, distance="dot", state_dir=str(tmp_path / ".cortex"))
+        assert (s.status, s.written) == ("done", 500)
+    res = cli("qdrant", "verify", "-c", "m", "--source", tmp_path / "m.npy", "--full", "--tolerance", 0, *url)
     assert res.exit_code == 0, res.output
-    res = cli("qdrant", "verify", "-c", "m", "--source", tmp_path / "m.npy", "--full", "--url", local_url)
-    assert res.exit_code == 0, res.output
-    t = ServerTarget(local_url)
+    t = qdrant_endpoint.target()
     try:
         assert t.count("m") == 500
         got = t.retrieve("m", [0, 499])
@@ -152,15 +159,16 @@ def test_migrate_npy_matrix_exact_vectors(cli, tmp_path: Path, local_url: str) -
         t.close()
 
 
-def test_conflicting_dimension_or_distance_exits_4(cli, tmp_path: Path, local_url: str) -> None:
+def test_conflicting_dimension_or_distance_exits_4(cli, tmp_path: Path, qdrant_endpoint) -> None:
+    url = qdrant_endpoint.cortex_args
     write_jsonl(tmp_path / "a.jsonl", 20, 16)  # a cosine collection
-    assert cli("qdrant", "migrate", "-s", tmp_path / "a.jsonl", "-t", "c", "--url", local_url).exit_code == 0
+    assert cli("qdrant", "migrate", "-s", tmp_path / "a.jsonl", "-t", "c", *url).exit_code == 0
     np.save(tmp_path / "d8.npy", np.ones((5, 8), np.float32))
-    res = cli("qdrant", "migrate", "-s", tmp_path / "d8.npy", "-t", "c", "--url", local_url)
+    res = cli("qdrant", "migrate", "-s", tmp_path / "d8.npy", "-t", "c", *url)
     assert res.exit_code == 4, res.output
     assert "holds 16-dim vectors but the source has 8" in res.stderr and "Traceback" not in res.output
     np.save(tmp_path / "d16.npy", np.ones((5, 16), np.float32))
-    res = cli("qdrant", "migrate", "-s", tmp_path / "d16.npy", "-t", "c", "--distance", "dot", "--url", local_url)
+    res = cli("qdrant", "migrate", "-s", tmp_path / "d16.npy", "-t", "c", "--distance", "dot", *url)
     assert res.exit_code == 4, res.output
     assert "uses cosine distance" in res.stderr
 
@@ -196,10 +204,49 @@ def test_translate_http_and_client_exceptions() -> None:
     assert translate(AuthError("kept"), "w").args == ("kept",)
 
 
-# -- real gRPC into the discarding endpoint --------------------------------------------------------
+# -- real gRPC into the discarding endpoint and into the Qdrant Edge gRPC server ---------------------
+class EdgeEndpoint:
+    """The loopback Qdrant server (which stores the points) with the NullEndpoint interface."""
+
+    def __init__(self, server: QdrantGrpcServer, owned: bool) -> None:
+        self.server, self.owned = server, owned
+        self.url, self.port = server.url, server.port
+
+    def count(self) -> int:
+        c = self.server.client()
+        try:
+            return sum(c.count(x.name).count for x in c.get_collections().collections)
+        finally:
+            c.close()
+
+    def __enter__(self) -> EdgeEndpoint:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.owned:
+            self.server.stop()
+
+
+@pytest.fixture(params=["null", "edge-grpc"])
+def make_endpoint(request: pytest.FixtureRequest, tmp_path: Path):
+    """``make_endpoint(api_key=, max_receive=)``: the discarding endpoint, or the real server (params)."""
+    if request.param == "null":
+        return lambda **kw: NullEndpoint(seconds=120, **kw)
+
+    def edge(api_key: str | None = None, max_receive: int | None = None) -> EdgeEndpoint:
+        if api_key is None and max_receive is None:  # the module's server, emptied
+            shared = request.getfixturevalue("qdrant_server_module")
+            shared.reset()
+            return EdgeEndpoint(shared, owned=False)
+        return EdgeEndpoint(QdrantGrpcServer(tmp_path / "edge-server", api_key=api_key,
+                                             max_message_bytes=max_receive), owned=True)
+
+    return edge
+
+
 @pytest.fixture
-def endpoint():
-    with NullEndpoint(seconds=120) as ep:
+def endpoint(make_endpoint):
+    with make_endpoint() as ep:
         yield ep
 
 
@@ -215,7 +262,9 @@ def test_migrate_5k_points_over_grpc(cli, tmp_path: Path, endpoint: NullEndpoint
     write_jsonl(tmp_path / "p.jsonl", 700, 64)
     res = cli("qdrant", "migrate", "-s", tmp_path / "p.jsonl", "-t", "c", *server_args(endpoint))
     assert res.exit_code == 0, res.output
-    assert endpoint.count() == 5700
+    # the endpoint counts what arrives; a real store keeps ids once: 466 int ids of the JSONL replace npy rows,
+    # its 234 "doc-i" ids become new UUIDs
+    assert endpoint.count() == (5700 if isinstance(endpoint, NullEndpoint) else 5234)
     res = cli("qdrant", "status", "--json", *server_args(endpoint))
     assert res.exit_code == 0, res.output
     [info] = orjson.loads(res.stdout)
@@ -237,9 +286,9 @@ def test_deferred_indexing_is_restored_by_finish_load(endpoint: NullEndpoint) ->
         t.close()
 
 
-def test_api_key_reaches_the_server_through_the_raw_upload_channel(cli, tmp_path: Path) -> None:
+def test_api_key_reaches_the_server_through_the_raw_upload_channel(cli, tmp_path: Path, make_endpoint) -> None:
     np.save(tmp_path / "v.npy", np.ones((1200, 16), np.float32))
-    with NullEndpoint(seconds=120, api_key="s3cret") as ep:
+    with make_endpoint(api_key="s3cret") as ep:
         res = cli("qdrant", "migrate", "-s", tmp_path / "v.npy", "-t", "c", "--api-key", "s3cret", *server_args(ep))
         assert res.exit_code == 0, res.output
         assert ep.count() == 1200
@@ -252,9 +301,9 @@ def test_api_key_reaches_the_server_through_the_raw_upload_channel(cli, tmp_path
         t.close()
 
 
-def test_oversized_batches_are_split(cli, tmp_path: Path) -> None:
+def test_oversized_batches_are_split(cli, tmp_path: Path, make_endpoint) -> None:
     np.save(tmp_path / "v.npy", np.ones((2000, 128), np.float32))  # a 500-point batch is ~270 kB
-    with NullEndpoint(seconds=120, max_receive=200_000) as ep:
+    with make_endpoint(max_receive=200_000) as ep:
         t = ServerTarget(ep.url, grpc_port=ep.port)
         t.create_collection("direct", 128, "cosine")
         with pytest.raises(BatchTooLargeError, match="larger than the server accepts"):

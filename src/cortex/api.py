@@ -87,6 +87,11 @@ def migrate(
     stop: threading.Event | None = None,
     on_event: Event | None = None,
     command: str | None = None,
+    partitions: int | None = None,
+    partition: int | None = None,
+    finish: bool = False,
+    engine: str = "local",
+    ray_address: str | None = None,
     layout: str | None = None,
 ) -> MigrationSummary:
     """Migrate ``source`` into ``collection``, resuming a checkpointed run of the same pair.
@@ -97,20 +102,48 @@ def migrate(
     it); a finished migration is not redone.  ``build_index=False`` leaves a deferred index
     for a later :func:`optimize`.  Setting ``stop`` ends the run cleanly at a batch boundary
     (status ``interrupted``, checkpoint saved).
+
+    Partitions (:mod:`cortex.scale`): ``partitions=N, partition=I`` migrates piece I of N as its own
+    resumable migration (its index is built by ``finish=True`` once every piece is done);
+    ``engine="ray"`` runs all N pieces as Ray tasks, then finishes.
     """
     say = on_event or (lambda _m: None)
     shown = redact_url(source)  # no password in messages
     if batch_size < 1:
         raise SourceError("--batch-size must be at least 1")
-    src = open_source(source, source_type, with_layout(options, layout))
+    options = with_layout(options, layout)  # --layout travels in the source options (partitions, Ray tasks too)
+    args = {k: v for k, v in locals().items() if k not in ("say", "shown", "layout")}
+    if engine not in ("local", "ray"):
+        raise SourceError(f"--engine {engine!r}: choose local or ray")
+    if engine == "ray":
+        from cortex.scale.ray_engine import migrate_with_ray
+
+        return migrate_with_ray(**args)
+    if finish:
+        from cortex.scale.finish import finish_partitions
+
+        return finish_partitions(**args)
+    from cortex.scale.partitions import Piece, PieceStore, partition_source
+
+    piece = Piece.of(partitions, partition)
+    build_index = build_index and piece is None  # a partition leaves the index to --finish
+    src = open_source(source, source_type, options)
+    if piece is not None:
+        src = partition_source(src, piece)
     tgt: Target | None = None
     own = False
     store: StateStore | None = None
     try:
         tgt, own = _target(target, dict(path=path, url=url, api_key=api_key, prefer_grpc=prefer_grpc,
                                         grpc_port=grpc_port))
-        store = None if dry_run else StateStore(state_dir)
         mid = migration_id(source, tgt.location, collection)
+        if dry_run:
+            store = None
+        elif piece is not None:
+            store = PieceStore(state_dir, mid, piece)
+            mid = store.record_id
+        else:
+            store = StateStore(state_dir)
         if store is not None:
             _lock(store, mid, source, tgt, collection)
         rec = store.get(mid) if store is not None else None
@@ -316,11 +349,18 @@ def migrations(state_dir: str = DEFAULT_STATE_DIR) -> list[dict[str, Any]]:
     A record left ``running`` by a process that died without saying so (SIGKILL, power loss)
     shows as ``interrupted``: its lock is free.
     """
+    from cortex.scale.partitions import all_pieces
+
+    pieces = []
+    for d in all_pieces(state_dir):  # partitions: one file each
+        d["rejected"] = d.get("counts", {}).get("rejected", 0)
+        d["progress"] = d.get("counts", {}).get("read", 0)
+        pieces.append(d)
     if not Path(state_dir, "state.sqlite").exists():
-        return []
+        return pieces
     store = StateStore(state_dir)
     try:
-        out = []
+        out = pieces
         for r in store.all():
             d = r.to_dict()
             if r.status == "running" and not store.is_locked(r.id):

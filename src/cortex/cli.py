@@ -148,6 +148,20 @@ def migrate(
                                                      "retries.")] = 30.0,
     checkpoint_seconds: Annotated[float, typer.Option("--checkpoint-seconds", min=0, help="Save the checkpoint "
                                                       "at most this often (it is always saved on exit).")] = 1.0,
+    partitions: Annotated[int | None, typer.Option("--partitions", min=1, rich_help_panel="Scale out",
+                                                   help="Split the source into N disjoint partitions.")] = None,
+    partition: Annotated[int | None, typer.Option("--partition", min=0, rich_help_panel="Scale out",
+                                                  help="Migrate partition I (0..N-1) only, as its own resumable "
+                                                  "migration, e.g. --partition $JOB_COMPLETION_INDEX.")] = None,
+    finish: Annotated[bool, typer.Option("--finish", rich_help_panel="Scale out",
+                                         help="After every partition is done: build the index and check the "
+                                         "point count.")] = False,
+    engine: Annotated[str, typer.Option("--engine", rich_help_panel="Scale out",
+                                        help="local, or ray: run the N partitions as Ray tasks, then finish "
+                                        "(pip install 'cortex[ray]').")] = "local",
+    ray_address: Annotated[str | None, typer.Option("--ray-address", rich_help_panel="Scale out",
+                                                    help="Ray cluster to join (default: start Ray locally).",
+                                                    envvar="RAY_ADDRESS")] = None,
     json_out: JsonOpt = False,
     source_type: Any = None, source_opts: Any = None, target_kw: Any = None,
 ) -> None:
@@ -183,6 +197,7 @@ def migrate(
             retry_max_seconds=retry_max_seconds, checkpoint_seconds=checkpoint_seconds,
             progress=RichProgress(f"migrate → {target}"), stop=stop,
             on_event=lambda m: err.print(m, highlight=False, soft_wrap=True), command=command,
+            partitions=partitions, partition=partition, finish=finish, engine=engine, ray_address=ray_address,
             **target_kw)
     finally:
         for s, h in old.items():
@@ -438,7 +453,9 @@ def migrations(
         read, total = r["progress"], r.get("total")
         progress = f"{read:,} / {total:,} ({100 * read / total:.0f}%)" if total else f"{read:,}"
         state = r["status"] + (f": {r['error']}" if r["status"] == "failed" and r.get("error") else "")
-        t.add_row(r["source"], r["target"], r["collection"], state, progress, f"{r['rejected']:,}",
+        part = r.get("partition")
+        collection = r["collection"] + (f" [partition {part['i']}/{part['n']}]" if part else "")
+        t.add_row(r["source"], r["target"], collection, state, progress, f"{r['rejected']:,}",
                   r["dead_letter"] if r["rejected"] else "-",
                   time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["updated"])))
     out.print(t)

@@ -37,11 +37,19 @@ def prepare_collection(target: Target, collection: str, dim: int, distance: str,
         if not dry_run:
             if before_create is not None:
                 before_create()
-            if sparse or named:
-                target.create_collection(collection, dim, distance, defer_indexing=defer_indexing,
-                                         sparse=sparse or None, named=named or None)
-            else:
-                target.create_collection(collection, dim, distance, defer_indexing=defer_indexing)
+            try:
+                if sparse or named:
+                    target.create_collection(collection, dim, distance, defer_indexing=defer_indexing,
+                                             sparse=sparse or None, named=named or None)
+                else:
+                    target.create_collection(collection, dim, distance, defer_indexing=defer_indexing)
+            except TargetError:
+                if target.collection_info(collection) is None:
+                    raise
+                # created meanwhile by a concurrent writer (another partition): check it fits, as below
+                prepare_collection(target, collection, dim, distance, defer_indexing, dry_run=True,
+                                   sparse=sparse, named=named)
+                return False
         return True
     where = f"collection '{collection}' at {target.location}"
     fix = "migrate into a new --target name, or delete the collection first"

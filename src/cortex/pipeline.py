@@ -102,10 +102,19 @@ def pause_for_test(point: str, stop: threading.Event | None = None) -> None:
     it), ``batch:N`` (after the N-th batch of this run committed) and ``finish_load`` (while
     the final index build runs).  Waits ``CORTEX_TEST_PAUSE_SECONDS`` (default 60) or until
     ``stop`` is set (a first SIGINT; not passed for ``finish_load``), then goes on.  Unset:
-    does nothing.
+    does nothing.  With ``CORTEX_TEST_PAUSE_ONCE=FILE`` only the first process to get there pauses
+    (it creates FILE holding its pid); later ones, such as a retried Ray task, go on.
     """
     at = os.environ.get("CORTEX_TEST_PAUSE_AT")
     if at and at == point:
+        once = os.environ.get("CORTEX_TEST_PAUSE_ONCE")  # a file: only the first process to get here pauses
+        if once:
+            try:
+                fd = os.open(once, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            except FileExistsError:
+                return
+            os.write(fd, str(os.getpid()).encode())  # who paused, for a test that kills it
+            os.close(fd)
         print(f"CORTEX_TEST_PAUSED {point}", file=sys.stderr, flush=True)
         (stop or threading.Event()).wait(float(os.environ.get("CORTEX_TEST_PAUSE_SECONDS", "60")))
 

@@ -44,10 +44,26 @@ class LayoutSource(Source):
     def __getattr__(self, name: str) -> Any:  # the wrapped source's own helpers (describe(), ...)
         return getattr(self.__dict__["inner"], name)
 
+    @property  # type: ignore[override]
+    def scope(self) -> Any:  # a partition of the source (cortex.scale) is the wrapped source's
+        return self.inner.scope
+
+    @scope.setter
+    def scope(self, value: Any) -> None:
+        self.inner.scope = value
+
+    def split(self, n: int) -> list[Any] | None:
+        return self.inner.split(n)
+
     def info(self) -> SourceInfo:
-        if self._info is not None:
-            return self._info
-        info = self.inner.info()
+        info = self.inner.info()  # not cached: a partition's count depends on its scope
+        if self._info is None:
+            self._info = self._choose(info)
+        return replace(info, warnings=self._info.warnings, details={**(info.details or {}),
+                                                                    "layout": self._info.details["layout"]})
+
+    def _choose(self, info: SourceInfo) -> SourceInfo:
+        """Pick the layout and its field names (once, from the first rows of the whole source)."""
         d = info.details or {}
         name = self.requested or d.get("layout") or "flat"
         self.layout = self._make(name, self.options.extra, d.get("text_field") or "text")
@@ -60,13 +76,13 @@ class LayoutSource(Source):
                 docs = [self._doc(first, i) for i in range(len(first))]
                 warnings += self.layout.prepare(docs)
                 warnings += self._distance_notes(info, first)
-        self._info = replace(info, warnings=warnings, details={**d, "layout": self.layout.name})
-        return self._info
+        return replace(info, warnings=warnings, details={**d, "layout": self.layout.name})
 
     def _identity(self) -> bool:
         return isinstance(self.layout, FlatLayout) and "text_key" not in self.options.extra
 
     def _first_batch(self) -> Batch | None:
+        scope, self.inner.scope = self.inner.scope, None  # every partition samples the same rows
         gen = self.inner.batches(SAMPLE_ROWS)
         try:
             return next(iter(gen), None)
@@ -74,6 +90,7 @@ class LayoutSource(Source):
             close = getattr(gen, "close", None)
             if close is not None:
                 close()
+            self.inner.scope = scope
 
     def _distance_notes(self, info: SourceInfo, first: Batch) -> list[str]:
         assert self.layout is not None

@@ -186,6 +186,16 @@ class Source(ABC):
     def batches(self, batch_size: int, resume: Any = None) -> Iterator[Batch]:
         """Yield batches of at most ``batch_size`` rows, starting after ``resume``."""
 
+    scope = None  # the part of the source to read: one of split()'s results (set by cortex.scale.partitions)
+
+    def split(self, n: int) -> list[Any] | None:
+        """``n`` disjoint, JSON-able scopes that cover the source by its own structure (rows, files, bytes ...).
+
+        A source that returns them reads only ``self.scope`` in :meth:`batches` when it is set. The default,
+        None, means this kind does not split itself: partitions then use a hash of each point id.
+        """
+        return None
+
     def fingerprint(self) -> dict[str, Any]:
         """Identity of the source's content, to refuse resuming onto a changed source.
 
@@ -281,6 +291,12 @@ def file_fingerprint(path: str) -> dict[str, Any]:
         "mtime": newest,
         "sample_sha256": h.hexdigest(),
     }
+
+
+def even_ranges(total: int, n: int) -> list[tuple[int, int]]:
+    """``n`` contiguous half-open ranges covering ``0..total`` whose sizes differ by at most one (for ``split``)."""
+    bounds = [total * k // n for k in range(n + 1)]
+    return [(bounds[k], bounds[k + 1]) for k in range(n)]
 
 
 def check_exists(path: str) -> Path:

@@ -31,7 +31,7 @@ import numpy as np
 import orjson
 
 from cortex.errors import SourceError
-from cortex.sources.base import Batch, Source, SourceInfo, check_exists, parse_distance, require
+from cortex.sources.base import Batch, Source, SourceInfo, check_exists, even_ranges, parse_distance, require
 
 SUFFIXES = (".index", ".faiss")
 _DUMMY = (1 << 20).to_bytes(8, "little")  # write_index_header writes this twice after ntotal
@@ -265,11 +265,14 @@ class FaissSource(Source):
         faiss = self._faiss()
         plan = self._plan()
         meta = self._metadata()
+        scope, self.scope = self.scope, None  # the sample comes from the whole index
         try:
             sample = next(self._read_pieces(plan, min(SAMPLE, plan.ntotal), None))[1]
         except RuntimeError as e:
             raise SourceError(f"{self.path}: cannot read vectors back from {' > '.join(plan.chain)} "
                               f"({_faiss_msg(e)})") from e
+        finally:
+            self.scope = scope
         warnings = list(plan.warnings)
         lossy = False
         details: dict[str, Any] = {"index": " > ".join(plan.chain), "memory_mapped": plan.mmap,
@@ -302,7 +305,8 @@ class FaissSource(Source):
         if meta is not None and len(meta) != plan.ntotal:
             warnings.append(f"{self.options.metadata}: has {len(meta)} entries for {plan.ntotal} vectors; vectors "
                             "without an entry get an empty payload")
-        self._info = SourceInfo(kind=self.kind, name=self.path, dim=plan.dim, distance=distance, count=plan.ntotal,
+        count = self._scope_count(plan) if self.scope else plan.ntotal
+        self._info = SourceInfo(kind=self.kind, name=self.path, dim=plan.dim, distance=distance, count=count,
                                 warnings=warnings, lossy=lossy, details=details)
         return self._info
 
@@ -422,18 +426,19 @@ class FaissSource(Source):
     def _read_pieces(self, plan: _Plan, batch_size: int, resume: Any) -> Iterator[tuple[np.ndarray, np.ndarray, Any]]:
         """Yield (ids, float32 vectors in the original space, cursor after) of at most ``batch_size`` rows."""
         if plan.mode == "flat":
-            start = int(resume["pos"]) if resume else 0
-            for lo in range(start, plan.ntotal, batch_size):
-                m = min(batch_size, plan.ntotal - lo)
+            first, end = self.scope["pos"] if self.scope else (0, plan.ntotal)
+            start = int(resume["pos"]) if resume else first
+            for lo in range(start, end, batch_size):
+                m = min(batch_size, end - lo)
                 labels, raw = self._flat_piece(plan, lo, m)
                 yield self._finish(plan, labels, raw, {"pos": lo + m})
             return
         _, il = self._ivf_lists(plan)
-        lst, off = (int(resume["list"]), int(resume["offset"])) if resume else (0, 0)
+        first, nlist = self.scope["lists"] if self.scope else (0, int(il.nlist))
+        lst, off = (int(resume["list"]), int(resume["offset"])) if resume else (first, 0)
         ids_parts: list[np.ndarray] = []
         vec_parts: list[np.ndarray] = []
         filled = 0
-        nlist = int(il.nlist)
         while lst < nlist:
             size = int(il.list_size(lst))
             if off >= size:
@@ -466,6 +471,24 @@ class FaissSource(Source):
             pos = np.searchsorted(plan.label_rank, labels) if plan.label_rank is not None else labels
             labels = plan.id_map[pos]
         return labels, vecs, cursor
+
+    def split(self, n: int) -> list[Any]:
+        """Position ranges of a flat-read index; ranges of inverted lists of equal total size for IVF."""
+        plan = self._plan()
+        if plan.mode == "flat":
+            return [{"pos": [lo, hi]} for lo, hi in even_ranges(plan.ntotal, n)]
+        _, il = self._ivf_lists(plan)
+        sizes = np.array([il.list_size(i) for i in range(int(il.nlist))], np.int64)
+        cum = np.concatenate([[0], np.cumsum(sizes)])
+        cuts = [0, *(int(np.searchsorted(cum, cum[-1] * k / n, side="left")) for k in range(1, n)), len(sizes)]
+        cuts = [min(max(c, cuts[i - 1] if i else 0), len(sizes)) for i, c in enumerate(cuts)]
+        return [{"lists": [cuts[k], cuts[k + 1]]} for k in range(n)]
+
+    def _scope_count(self, plan: _Plan) -> int:
+        if "pos" in self.scope:
+            return self.scope["pos"][1] - self.scope["pos"][0]
+        _, il = self._ivf_lists(plan)
+        return sum(int(il.list_size(i)) for i in range(*self.scope["lists"]))
 
     def batches(self, batch_size: int, resume: Any = None) -> Iterator[Batch]:
         plan = self._plan()

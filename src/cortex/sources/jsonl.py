@@ -13,13 +13,20 @@ from cortex.errors import SourceError
 from cortex.sources.base import Batch, Rejected, Source, SourceInfo, check_exists
 
 
-def count_lines(path: str) -> int:
+def count_lines(path: str, start: int = 0, end: int | None = None) -> int:
+    """Lines of the file (or of its bytes ``start..end``), a last line without a newline included."""
     n = 0
     last = b"\n"
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 24):
+        f.seek(start)
+        left = end - start if end is not None else None
+        while chunk := f.read(1 << 24 if left is None else min(1 << 24, left)):
             n += chunk.count(b"\n")
             last = chunk[-1:]
+            if left is not None:
+                left -= len(chunk)
+                if left <= 0:
+                    break
     return n + (last != b"\n")
 
 
@@ -73,8 +80,8 @@ class JsonlSource(Source):
                 except (orjson.JSONDecodeError, ValueError):
                     if lineno > 1000:
                         break
-        count = count_lines(self.path)
-        if count == 0:
+        count = count_lines(self.path, *(self.scope["bytes"] if self.scope else (0, None)))
+        if count == 0 and not self.scope:
             raise SourceError(f"{self.path}: the file is empty; nothing to migrate")
         if dim is None:
             raise SourceError(
@@ -83,9 +90,42 @@ class JsonlSource(Source):
             )
         return SourceInfo(kind=self.kind, name=self.path, dim=dim, count=count)
 
+    def split(self, n: int) -> list[Any] | None:
+        """Byte ranges of the file, each starting at a line start (with the line number there)."""
+        if Path(self.path).suffix.lower() not in (".jsonl", ".ndjson", ".json"):
+            return None  # compressed: no random access
+        check_exists(self.path)
+        size = Path(self.path).stat().st_size
+        starts = [0]
+        with open(self.path, "rb") as f:
+            for k in range(1, n):
+                at = max(size * k // n, starts[-1])
+                if at > 0:
+                    f.seek(at - 1)
+                    f.readline()  # to the end of the line holding byte at-1: the next line starts after it
+                    at = f.tell()
+                starts.append(min(at, size))
+            lines = [0] * n
+            f.seek(0)
+            pos = count = 0
+            k = 1
+            while k < n:
+                chunk = f.read(1 << 24)
+                if not chunk:
+                    lines[k:] = [count] * (n - k)
+                    break
+                while k < n and starts[k] <= pos + len(chunk):
+                    lines[k] = count + chunk.count(b"\n", 0, starts[k] - pos)
+                    k += 1
+                count += chunk.count(b"\n")
+                pos += len(chunk)
+        ends = [*starts[1:], size]
+        return [{"bytes": [starts[k], ends[k]], "line": lines[k]} for k in range(n)]
+
     def batches(self, batch_size: int, resume: Any = None) -> Iterator[Batch]:
         check_exists(self.path)
-        offset, lineno = (resume["offset"], resume["line"]) if resume else (0, 0)
+        lo, end = self.scope["bytes"] if self.scope else (0, None)
+        offset, lineno = (resume["offset"], resume["line"]) if resume else (lo, self.scope["line"] if self.scope else 0)
         dim: int | None = None
         with open(self.path, "rb") as f:
             f.seek(offset)
@@ -95,6 +135,8 @@ class JsonlSource(Source):
             locs: list[str] = []
             rejected: list[Rejected] = []
             for line in f:
+                if end is not None and offset >= end:
+                    break
                 lineno += 1
                 offset += len(line)
                 where = f"{self.path}:{lineno}"

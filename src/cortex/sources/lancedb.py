@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from cortex.errors import SourceError
-from cortex.sources.base import Batch, Rejected, Source, SourceInfo, check_exists, require
+from cortex.sources.base import Batch, Rejected, Source, SourceInfo, check_exists, even_ranges, require
 from cortex.sources.parquet import column_values, ids_from_arrow, json_value, list_to_matrix, pick_vector_column
 
 _METRIC = {"cosine": "cosine", "l2": "euclid", "euclidean": "euclid", "dot": "dot"}
@@ -176,6 +176,8 @@ class LanceDBSource(Source):
         count = self._table().count_rows()
         if count == 0:
             raise SourceError(f"{meta['where']}: the table has no rows; nothing to migrate")
+        if self.scope:
+            count = self.scope["rows"][1] - self.scope["rows"][0]
         if meta["dim"] is None:
             raise SourceError(f"{meta['where']}: every vector in '{meta['vector_column']}' is null")
         details = {"table": meta["table"], "vector_column": meta["vector_column"], "id_column": meta["id_column"],
@@ -189,12 +191,20 @@ class LanceDBSource(Source):
         return {"path": str(root.resolve()), "table": name, "version": meta["version"],
                 "rows": self._table().count_rows()}
 
+    def split(self, n: int) -> list[Any]:
+        """Row ranges of the table's scan order at the current version (every partition pins that version)."""
+        meta = self.describe()
+        rows = self._open(meta["version"]).count_rows()
+        return [{"rows": [lo, hi], "version": meta["version"]} for lo, hi in even_ranges(rows, n)]
+
     def batches(self, batch_size: int, resume: Any = None) -> Iterator[Batch]:
         meta = self.describe()
         if meta["dim"] is None:
             raise SourceError(f"{meta['where']}: every vector in '{meta['vector_column']}' is null")
-        start = int(resume["offset"]) if resume else 0
-        version = int(resume.get("version", meta["version"])) if resume else meta["version"]
+        first, end = self.scope["rows"] if self.scope else (0, None)
+        start = int(resume["offset"]) if resume else first
+        pinned = self.scope["version"] if self.scope else meta["version"]  # every partition reads one version
+        version = int(resume.get("version", pinned)) if resume else pinned
         tbl = self._open(version)
         vcol, idcol, pcols, dim = meta["vector_column"], meta["id_column"], meta["payload"], meta["dim"]
         cols = [vcol] + ([idcol] if idcol else []) + pcols
@@ -204,7 +214,11 @@ class LanceDBSource(Source):
             if start:
                 q = q.offset(start)
             for rb in q.to_batches(batch_size):
+                if end is not None and pos + rb.num_rows > end:
+                    rb = rb.slice(0, max(0, end - pos))
                 if rb.num_rows == 0:
+                    if end is not None and pos >= end:
+                        return
                     continue
                 yield self._batch(rb, pos, version, vcol, idcol, pcols, dim)
                 pos += rb.num_rows

@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 
 from cortex.errors import SourceError
-from cortex.sources.base import Batch, Rejected, Source, SourceInfo, check_exists
+from cortex.sources.base import Batch, Rejected, Source, SourceInfo, check_exists, even_ranges
 
 
 def walk_npy(root: str) -> Iterator[str]:
@@ -50,6 +50,8 @@ class NpyDirSource(Source):
             first = first or f
         if count == 0:
             raise SourceError(f"{self.path}: no .npy files found below this directory; nothing to migrate")
+        if self.scope:
+            count = self.scope["files"][1] - self.scope["files"][0]
         dim = None
         for f in walk_npy(self.path):
             try:
@@ -59,8 +61,13 @@ class NpyDirSource(Source):
                 continue
         return SourceInfo(kind=self.kind, name=self.path, dim=dim, count=count)
 
+    def split(self, n: int) -> list[Any]:
+        """Ranges of the files, in the order they are read."""
+        return [{"files": [lo, hi]} for lo, hi in even_ranges(sum(1 for _ in walk_npy(self.path)), n)]
+
     def batches(self, batch_size: int, resume: Any = None) -> Iterator[Batch]:
-        skip = resume["files"] if resume else 0
+        first, end = self.scope["files"] if self.scope else (0, None)
+        skip = resume["files"] if resume else first
         done = 0
         ids: list[str] = []
         vecs: list[np.ndarray] = []
@@ -69,6 +76,8 @@ class NpyDirSource(Source):
         rejected: list[Rejected] = []
         dim: int | None = None
         for f in walk_npy(self.path):
+            if end is not None and done >= end:
+                break
             done += 1
             if done <= skip:
                 continue

@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 
 from cortex.errors import SourceError
-from cortex.sources.base import Batch, Rejected, Source, SourceInfo, check_exists
+from cortex.sources.base import Batch, Rejected, Source, SourceInfo, check_exists, even_ranges
 
 
 def npy_shape(path: str | Path) -> tuple[tuple[int, ...], np.dtype]:
@@ -70,18 +70,28 @@ class NpyMatrixSource(Source):
     def info(self) -> SourceInfo:
         m = self._matrix()
         self._ids(m.shape[0])
-        return SourceInfo(kind=self.kind, name=self.path, dim=int(m.shape[1]), count=int(m.shape[0]))
+        lo, hi = self.scope["rows"] if self.scope else (0, m.shape[0])
+        return SourceInfo(kind=self.kind, name=self.path, dim=int(m.shape[1]), count=int(hi - lo))
+
+    def split(self, n: int) -> list[Any]:
+        """Row ranges of the matrix."""
+        return [{"rows": [lo, hi]} for lo, hi in even_ranges(int(self._matrix().shape[0]), n)]
 
     def batches(self, batch_size: int, resume: Any = None) -> Iterator[Batch]:
         m = self._matrix()
         n = m.shape[0]
         ids = self._ids(n)
-        start = resume["row"] if resume else 0
+        first, n = self.scope["rows"] if self.scope else (0, n)
+        start = resume["row"] if resume else first
         pf = None
         if self.options.payloads:
             check_exists(self.options.payloads)
             pf = open(self.options.payloads, "rb")  # noqa: SIM115 - closed in finally
-            pf.seek(resume["payload_offset"] if resume else 0)
+            if resume:
+                pf.seek(resume["payload_offset"])
+            else:
+                for _ in range(first):  # a partition's payloads start at its first row's line
+                    pf.readline()
         try:
             for lo in range(start, n, batch_size):
                 hi = min(n, lo + batch_size)

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from cortex.errors import SourceError
-from cortex.sources.base import Batch, Rejected, Source, SourceInfo, check_exists, require
+from cortex.sources.base import Batch, Rejected, Source, SourceInfo, check_exists, even_ranges, require
 
 VDF_META = "VDF_META.json"
 
@@ -407,16 +407,31 @@ class ParquetSource(Source):
             raise SourceError(f"{self.path}: the Parquet data has no rows; nothing to migrate")
         details = {"files": len(lay["files"]), "vector_column": lay["vector_column"],
                    "id_column": lay["id_column"], "vector_dtype": lay["dtype"], **lay["details"]}
+        if self.scope:
+            count = self.scope["rows"][1] - self.scope["rows"][0]
         return SourceInfo(kind=self.kind, name=self.path, dim=lay["dim"], distance=lay["distance"], count=count,
                           warnings=list(lay["warnings"]), details=details)
+
+    def split(self, n: int) -> list[Any]:
+        """Ranges of the dataset's global row numbers (files in order, then rows)."""
+        return [{"rows": [lo, hi]} for lo, hi in even_ranges(sum(self.layout()["counts"]), n)]
 
     def batches(self, batch_size: int, resume: Any = None) -> Iterator[Batch]:
         lay = self.layout()
         files: list[Path] = lay["files"]
         vcol, idcol, pcols, dim = lay["vector_column"], lay["id_column"], lay["payload_columns"], lay["dim"]
-        start_file, start_row = (int(resume["file"]), int(resume["row"])) if resume else (0, 0)
+        first, end = self.scope["rows"] if self.scope else (0, None)
+        if resume:
+            start_file, start_row = int(resume["file"]), int(resume["row"])
+        else:  # the file and row of global row `first`
+            start_file, start_row = 0, first
+            while start_file < len(files) - 1 and start_row >= lay["counts"][start_file]:
+                start_row -= lay["counts"][start_file]
+                start_file += 1
         base = sum(lay["counts"][:start_file])  # global row number of the file's first row
         for fi in range(start_file, len(files)):
+            if end is not None and base >= end:
+                return
             f = files[fi]
             pf = self._open(f)
             row = start_row if fi == start_file else 0
@@ -446,6 +461,10 @@ class ParquetSource(Source):
                         pos += cut
                         if rb.num_rows == 0:
                             continue
+                    if end is not None and base + pos + rb.num_rows > end:
+                        rb = rb.slice(0, max(0, end - base - pos))
+                        if rb.num_rows == 0:
+                            return
                     yield self._batch(rb, f, fi, pos, base, vcol, idcol, fcols, dim)
                     pos += rb.num_rows
             except SourceError:

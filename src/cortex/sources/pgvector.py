@@ -281,10 +281,13 @@ class PgvectorSource(Source):
 
     # -- contract -----------------------------------------------------------------------------------
 
-    def _count(self) -> int:
+    def _count(self, scoped: bool = True) -> int:
+        """Rows to read (of the partition, when one is set; ``scoped=False``: of the whole relation)."""
         from psycopg import sql
 
-        return int(self._query(sql.SQL("SELECT count(*) FROM {}").format(self.describe()["rel"]))[0][0])
+        meta = self.describe()
+        where = self._where(meta) if scoped else sql.SQL("")
+        return int(self._query(sql.SQL("SELECT count(*) FROM {} {}").format(meta["rel"], where))[0][0])
 
     def info(self) -> SourceInfo:
         meta = self.describe()
@@ -317,16 +320,44 @@ class PgvectorSource(Source):
 
         return sql.SQL(", ").join(sql.Identifier(c) for c in meta["id_columns"])
 
-    def _after(self, meta: dict[str, Any], last: list[Any]) -> Any:
-        """``WHERE (ids) > (last values)``: literals cast to the id columns' types."""
+    def _compare(self, meta: dict[str, Any], op: str, values: list[Any]) -> Any:
+        """``(ids) <op> (values)``: literals cast to the id columns' types."""
         from psycopg import sql
 
-        if len(last) != len(meta["id_columns"]):
+        if len(values) != len(meta["id_columns"]):
             raise SourceError(f"{meta['name']}: the resume cursor does not match the id columns "
                               f"{meta['id_columns']}; restart the migration")
         lits = [sql.SQL("{}::{}").format(sql.Literal(v if isinstance(v, int) else str(v)), sql.SQL(c["fmt"]))
-                for v, c in zip(last, meta["id_types"], strict=True)]
-        return sql.SQL("WHERE ({}) > ({})").format(self._order(meta), sql.SQL(", ").join(lits))
+                for v, c in zip(values, meta["id_types"], strict=True)]
+        return sql.SQL("({}) {} ({})").format(self._order(meta), sql.SQL(op), sql.SQL(", ").join(lits))
+
+    def _where(self, meta: dict[str, Any], resume: Any = None) -> Any:
+        """``WHERE`` of the rows to read: after the resume cursor (or the partition's start), up to its end."""
+        from psycopg import sql
+
+        scope = self.scope or {}
+        after = resume["last"] if resume else scope.get("after")
+        conds = [self._compare(meta, ">", after)] if after is not None else []
+        if scope.get("upto") is not None:
+            conds.append(self._compare(meta, "<=", scope["upto"]))
+        return sql.SQL("WHERE {}").format(sql.SQL(" AND ").join(conds)) if conds else sql.SQL("")
+
+    def split(self, n: int) -> list[Any] | None:
+        """Primary-key ranges of equal row counts (None without a key, or with fewer rows than partitions)."""
+        from psycopg import sql
+
+        meta = self.describe()
+        count = self._count(scoped=False)
+        if not meta["id_columns"] or count < n:
+            return None
+        ids = sql.SQL(", ").join(sql.Identifier(c) for c in meta["id_columns"])
+        edges: list[Any] = [None]
+        for j in range(1, n):
+            row = self._query(sql.SQL("SELECT {} FROM {} ORDER BY {} OFFSET {} LIMIT 1").format(
+                ids, meta["rel"], self._order(meta), sql.Literal(count * j // n - 1)))
+            edges.append([v if isinstance(v, int) else str(v) for v in row[0]])
+        edges.append(None)
+        return [{"after": edges[j], "upto": edges[j + 1]} for j in range(n)]
 
     def _select(self, meta: dict[str, Any], resume: Any) -> Any:
         from psycopg import sql
@@ -338,7 +369,7 @@ class PgvectorSource(Source):
             args = sql.SQL(", ").join(sql.SQL("{}, {}").format(sql.Literal(c["name"]), sql.Identifier(c["name"]))
                                       for c in pay[lo:lo + _JSON_CHUNK])
             items.append(sql.SQL("json_build_object({})").format(args))
-        where = self._after(meta, resume["last"]) if resume else sql.SQL("")
+        where = self._where(meta, resume)
         return sql.SQL("SELECT {items} FROM {rel} {where} ORDER BY {order}").format(
             items=sql.SQL(", ").join(items), rel=meta["rel"], where=where, order=self._order(meta))
 
@@ -487,7 +518,7 @@ class PgvectorSource(Source):
         order = self._order(meta)
         desc = sql.SQL(", ").join(sql.SQL("{} DESC").format(sql.Identifier(c)) for c in meta["id_columns"])
         db, host, port = self._query("SELECT current_database(), inet_server_addr()::text, inet_server_port()")[0]
-        count = self._count()
+        count = self._count(scoped=False)
         maxid = self._query(sql.SQL("SELECT {} FROM {} ORDER BY {} LIMIT 1").format(
             sql.SQL(", ").join(self._id_exprs(meta)), meta["rel"], desc))
         h = hashlib.sha256()

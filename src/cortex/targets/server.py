@@ -68,7 +68,8 @@ class ServerTarget(Target):
     kind = "server"
 
     def __init__(self, url: str, api_key: str | None = None, prefer_grpc: bool = True,
-                 grpc_port: int = 6334, timeout: int = 60, client: Any = None) -> None:
+                 grpc_port: int = 6334, timeout: int = 60, client: Any = None, raw_grpc_upload: bool = True) -> None:
+        """``raw_grpc_upload=False``: upsert with qdrant-client's own ``upsert`` even over gRPC (slower; for tests)."""
         from qdrant_client import QdrantClient
 
         self.url = url
@@ -88,6 +89,7 @@ class ServerTarget(Target):
         self.local = url == ":memory:" or url.startswith("local:")
         self.normalizes_cosine = not self.local  # local mode keeps cosine vectors as given
         self.prefer_grpc = prefer_grpc and not self.local
+        self.raw_grpc_upload = raw_grpc_upload and self.prefer_grpc
         self.timeout = timeout
         self._uploader: Any = None
         self._uploader_lock = threading.Lock()
@@ -186,7 +188,7 @@ class ServerTarget(Target):
                payloads: list[dict[str, Any]] | None, *,
                sparse: dict[str, list[tuple[list[int], list[float]] | None]] | None = None,
                named: dict[str, np.ndarray] | None = None) -> None:
-        if self.prefer_grpc:
+        if self.raw_grpc_upload:
             up = self._uploader or self._make_uploader()
             if sparse or named:
                 self._call(f"upsert into '{name}'", lambda: up.upsert(name, ids, vectors, payloads,
