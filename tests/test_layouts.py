@@ -156,3 +156,30 @@ def test_open_source_default_layouts(faiss_dir, tmp_path):
     with open_source(str(src)) as s:
         assert s.info().details["layout"] == "flat"
         assert next(iter(s.batches(5))).payloads == [{"a": 0}, {"a": 1}]
+
+
+def test_partitions_write_one_layout(cli, faiss_dir, tmp_path):
+    """Each partition samples the whole source, so every piece picks the same layout and field names."""
+    for i in (1, 0):
+        r = cli("qdrant", "migrate", "--source", faiss_dir, "--trust-pickle", "--target", "lc", "--partitions", "2",
+                "--partition", i, "--json")
+        assert r.exit_code == 0, r.stderr
+        assert orjson.loads(r.stdout)["layout"] == "langchain"
+    r = cli("qdrant", "migrate", "--source", faiss_dir, "--trust-pickle", "--target", "lc", "--partitions", "2",
+            "--finish", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert orjson.loads(r.stdout)["written"] == 40
+    r = cli("qdrant", "verify", "--collection", "lc", "--source", faiss_dir, "--trust-pickle", "--full")
+    assert r.exit_code == 0, r.stdout
+    x = np.random.default_rng(4).standard_normal((30, DIM))
+    src = _jsonl(tmp_path / "e.jsonl", [{"id": f"r{i}", "vector": x[i].tolist(), "payload": {"body": f"t{i}"}}
+                                        for i in range(30)])
+    for i in (0, 1, 2):
+        r = cli("qdrant", "migrate", "--source", src, "--target", "hs", "--layout", "haystack", "--text-column",
+                "body", "--partitions", "3", "--partition", i)
+        assert r.exit_code == 0, r.stderr
+    assert cli("qdrant", "migrate", "--source", src, "--target", "hs", "--layout", "haystack", "--text-column",
+               "body", "--partitions", "3", "--finish").exit_code == 0
+    r = cli("qdrant", "verify", "--collection", "hs", "--source", src, "--layout", "haystack", "--text-column",
+            "body", "--full")
+    assert r.exit_code == 0, r.stdout
