@@ -7,6 +7,9 @@ fields, uuid ids) in columnar batches; each layout's wrapper (:class:`LayoutSour
 ``open_source`` applies) is drained into a discarding sink.  Baseline, measured in the same run:
 the flat layout on rows without text (the wrapper returns the batch untouched).  Prints rows/s
 per layout and the ratio to the baseline.
+
+With ``--e2e N``: a LangChain FAISS folder of N documents (real ``FAISS.save_local``) is migrated
+into embedded Qdrant Edge once per layout; points/s of the load, and the ratio to ``flat``.
 """
 
 from __future__ import annotations
@@ -57,12 +60,40 @@ def drain(src: Source, batch_size: int) -> float:
     return rows / (time.perf_counter() - t0)
 
 
+def e2e(n: int, dim: int, batch_size: int) -> None:
+    import tempfile
+    import warnings
+
+    from cortex.api import migrate
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from langchain_community.vectorstores import FAISS
+        from langchain_core.embeddings import DeterministicFakeEmbedding
+    x = np.random.default_rng(1).standard_normal((n, dim)).astype(np.float32)
+    src = MemorySource(n, dim, True, SourceOptions())
+    with tempfile.TemporaryDirectory() as tmp:
+        FAISS.from_embeddings(list(zip(src.texts, x.tolist(), strict=True)), DeterministicFakeEmbedding(size=dim),
+                              metadatas=src.metas).save_local(f"{tmp}/faiss_index")
+        print(f"end to end: LangChain FAISS, {n:,} docs x {dim} dims -> embedded Qdrant Edge, batches of {batch_size}")
+        flat = None
+        for layout in ("flat", "langchain", "llamaindex", "haystack"):
+            s = migrate(f"{tmp}/faiss_index", layout, path=f"{tmp}/q", options=SourceOptions(trust_pickle=True),
+                        layout=layout, batch_size=batch_size, state_dir=f"{tmp}/state")
+            flat = flat or s.points_per_second
+            print(f"  {layout:12s} {s.points_per_second:>10,.0f} points/s  {s.points_per_second / flat:6.3f}x flat")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--batch-size", type=int, default=500)
+    ap.add_argument("--e2e", type=int, default=0, help="also migrate N docs end to end per layout")
     a = ap.parse_args()
+    if a.e2e:
+        e2e(a.e2e, a.dim, a.batch_size)
+        return
     cases = [("flat, no text (baseline: untouched)", "flat", False), ("flat + text", "flat", True),
              ("langchain", "langchain", True), ("llamaindex", "llamaindex", True), ("haystack", "haystack", True)]
     base = None
