@@ -42,7 +42,10 @@ class LayoutSource(Source):
         return False
 
     def __getattr__(self, name: str) -> Any:  # the wrapped source's own helpers (describe(), ...)
-        return getattr(self.__dict__["inner"], name)
+        inner = self.__dict__.get("inner")
+        if inner is None:
+            raise AttributeError(name)
+        return getattr(inner, name)
 
     @property  # type: ignore[override]
     def scope(self) -> Any:  # a partition of the source (cortex.scale) is the wrapped source's
