@@ -1,4 +1,4 @@
-"""Reader throughput: FAISS Flat, FAISS IVFFlat (custom ids), hnswlib, vs the seed's export loop.
+"""Reader throughput: FAISS Flat, FAISS IVFFlat (custom ids), hnswlib, vs the migration guide's export loop.
 
     python bench/bench_readers.py [--n 200000] [--dim 768] [--batch-size 500] [--seed-n 20000]
                                   [--only faiss-flat,faiss-ivf,hnswlib,seed] [--hnsw-n N]
@@ -6,10 +6,10 @@
 Random float32 vectors are generated here and written as real index files into a temp dir;
 each reader then streams every vector into a discarding sink (iterate the batches and count),
 timed from opening the source to the last batch (warm page cache: the files were just
-written).  The seed baseline is the guide's ``export_faiss_to_jsonl`` loop
+written).  The guide baseline is the guide's ``export_faiss_to_jsonl`` loop
 (``index.reconstruct(i).tolist()`` + ``json.dumps`` per vector, written to /dev/null), timed on
 ``--seed-n`` vectors of the same Flat index.  Target: every reader >= 200k vectors/s and the
-FAISS reader >= 50x the seed loop.
+FAISS reader >= 50x the guide loop.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200_000, help="vectors per index")
     ap.add_argument("--dim", type=int, default=768)
     ap.add_argument("--batch-size", type=int, default=500, help="reader batch size (the CLI default is 500)")
-    ap.add_argument("--seed-n", type=int, default=20_000, help="vectors for the seed baseline loop")
+    ap.add_argument("--seed-n", type=int, default=20_000, help="vectors for the guide baseline loop")
     ap.add_argument("--hnsw-n", type=int, default=0, help="build hnswlib over only this many vectors (0 = all)")
     ap.add_argument("--only", default="", help=f"comma list of: {', '.join([*READERS, 'seed'])}")
     args = ap.parse_args()
@@ -141,12 +141,12 @@ def main() -> None:
         if "seed" in only:
             n, wall = seed_loop(paths["faiss-flat"], args.seed_n)
             rates["seed"] = n / wall
-            rows.append(("seed loop", n, wall, wall, "reconstruct(i).tolist() + json.dumps, to /dev/null"))
+            rows.append(("guide loop", n, wall, wall, "reconstruct(i).tolist() + json.dumps, to /dev/null"))
 
     print()
     print(f"{'reader':<12} {'vectors':>9} {'seconds':>8} {'cpu s':>7} {'vectors/s':>11}  target")
     for name, n, wall, cpu, _ in rows:
-        key = "seed" if name == "seed loop" else name
+        key = "seed" if name == "guide loop" else name
         target = "" if key == "seed" else ("ok" if rates[key] >= 200_000 else "BELOW 200k/s")
         print(f"{name:<12} {n:>9,} {wall:>8.2f} {cpu:>7.2f} {rates[key]:>11,.0f}  {target}")
     if "seed" in rates:
@@ -154,7 +154,7 @@ def main() -> None:
             if name in rates:
                 ratio = rates[name] / rates["seed"]
                 verdict = "ok" if ratio >= 50 else "BELOW 50x"
-                print(f"speedup {name} / seed loop: {ratio:,.0f}x  {verdict}")
+                print(f"speedup {name} / guide loop: {ratio:,.0f}x  {verdict}")
 
 
 if __name__ == "__main__":

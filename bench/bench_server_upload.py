@@ -246,7 +246,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=768)
     ap.add_argument("--batch-size", type=int, default=500)
     ap.add_argument("--workers", default="1,2,4")
-    ap.add_argument("--skip-slow", action="store_true", help="skip the seed loop and Batch(tolist)")
+    ap.add_argument("--skip-slow", action="store_true", help="skip the guide loop and Batch(tolist)")
     args = ap.parse_args()
     n, bs = args.points, args.batch_size
     vecs = np.random.default_rng(0).standard_normal((n, args.dim)).astype(np.float32)
@@ -255,7 +255,7 @@ def main() -> None:
 
     rates: dict[str, float] = {}
     if not args.skip_slow:
-        rates["seed loop (PointStruct + upsert)"] = timed("seed", n, lambda ep: seed_loop(ep, vecs, bs))
+        rates["guide loop (PointStruct + upsert)"] = timed("seed", n, lambda ep: seed_loop(ep, vecs, bs))
         rates["upsert(Batch(tolist))"] = timed("batch", n, lambda ep: batch_tolist(ep, vecs, bs))
     base = rates["upload_collection (numpy, parallel=1)"] = timed(
         "upload_collection", n, lambda ep: upload_collection(ep, vecs, bs))

@@ -96,6 +96,16 @@ class QdrantGrpcServer:
         args = ["--url", self.url, "--grpc-port", str(self.port)]
         return args + (["--api-key", self.api_key] if self.api_key else [])
 
+    @property
+    def api_kwargs(self) -> dict[str, Any]:
+        """The ``cortex.api`` keywords that point at this server."""
+        return {"url": self.url, "grpc_port": self.port, "api_key": self.api_key}
+
+    def source_args(self, collection: str) -> list[str]:
+        """Cortex flags that read ``collection`` of this server as a source."""
+        args = [self.url, "--source-collection", collection, "--source-opt", f"grpc_port={self.port}"]
+        return args + (["--source-api-key", self.api_key] if self.api_key else [])
+
     def client(self, **kw: Any):
         """A ``QdrantClient`` over gRPC (no REST: the version check is off)."""
         from qdrant_client import QdrantClient
@@ -155,6 +165,13 @@ class LocalMode:
     @property
     def cortex_args(self) -> list[str]:
         return ["--url", self.url]
+
+    @property
+    def api_kwargs(self) -> dict[str, Any]:
+        return {"url": self.url}
+
+    def source_args(self, collection: str) -> list[str]:
+        return [self.url, "--source-collection", collection]
 
     def client(self, **kw: Any):
         from qdrant_client import QdrantClient

@@ -1,4 +1,4 @@
-"""`cortex qdrant benchmark`: the seed's latency block, QPS per concurrency, ef sweep, old-vs-Qdrant table."""
+"""`cortex qdrant benchmark`: the migration guide's latency block, QPS per concurrency, ef sweep, old vs Qdrant."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ def test_version(cli):
 
 
 def test_dotenv_in_working_directory_sets_the_target(cli, tmp_path):
-    # the cli fixture runs in tmp_path; the seed keeps QDRANT_* settings in .env
+    # the cli fixture runs in tmp_path; the migration guide keeps QDRANT_* settings in .env
     (tmp_path / ".env").write_text(f"QDRANT_PATH={tmp_path / 'from_env'}\n")
     np.save(tmp_path / "m.npy", vectors(10, 4))
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import numpy as np
@@ -42,10 +41,8 @@ def _args(source: Path, *extra: str) -> list[str]:
 
 
 def _refused(tmp_path: Path, args: list[str]) -> str:
-    t0 = time.monotonic()
     r = Run(tmp_path, args)
-    assert r.wait() == 4, r.stderr
-    assert time.monotonic() - t0 < 15
+    assert r.wait() == 4, r.stderr  # refused, not waiting for the lock (the holder is paused for a minute)
     err = r.stderr.strip()
     assert len(err.splitlines()) == 1 and err.startswith("Error:"), err
     return err

@@ -1,4 +1,4 @@
-"""`cortex qdrant migrate` end to end into embedded Qdrant Edge, for the seed's three formats."""
+"""`cortex qdrant migrate` end to end into embedded Qdrant Edge, for the migration guide's three formats."""
 
 from __future__ import annotations
 

@@ -238,10 +238,74 @@ def test_collections_and_aliases_survive_a_restart(tmp_path) -> None:
         c.create_payload_index("kept", "group", field_schema=models.PayloadSchemaType.KEYWORD)
         snap = c.create_snapshot("kept")
         assert [s.name for s in c.list_snapshots("kept")] == [snap.name] and snap.size > 0
+        c.create_collection("sharded", vectors_config=models.VectorParams(size=4, distance=models.Distance.DOT),
+                            sharding_method=models.ShardingMethod.CUSTOM)
+        c.create_shard_key("sharded", "a")
+        c.upsert("sharded", points=points(3), shard_key_selector="a")
     with QdrantGrpcServer(storage) as server:
         c = server.client()
         assert c.count("k").count == 10
         assert c.retrieve("kept", [4])[0].payload["n"] == 4
         assert "group" in c.get_collection("kept").payload_schema
+        assert c.count("sharded", shard_key_selector="a").count == 3
         assert c.delete_snapshot("kept", snap.name) is not False
         assert c.list_snapshots("kept") == []
+
+
+def test_custom_sharding_with_shard_keys(client) -> None:
+    client.create_collection("sk", vectors_config=models.VectorParams(size=4, distance=models.Distance.EUCLID),
+                             sharding_method=models.ShardingMethod.CUSTOM)
+    for key in ("eu", "us"):
+        client.create_shard_key("sk", key)
+    assert code_of(lambda: client.create_shard_key("sk", "eu")) == grpc.StatusCode.ALREADY_EXISTS
+    eu, us = points(30, seed=1), points(20, seed=2, start=30)
+    client.upsert("sk", points=eu, shard_key_selector="eu")
+    client.upsert("sk", points=us, shard_key_selector="us")
+    assert code_of(lambda: client.upsert("sk", points=points(1, start=99))) == grpc.StatusCode.INVALID_ARGUMENT
+    assert client.count("sk").count == 50
+    assert client.count("sk", shard_key_selector="eu").count == 30
+    assert client.get_collection("sk").points_count == 50
+    assert client.get_collection("sk").config.params.sharding_method == models.ShardingMethod.CUSTOM
+    seen, offset = [], None
+    while True:  # pages merged across the two shards, in id order
+        recs, offset = client.scroll("sk", limit=7, offset=offset)
+        seen += [r.id for r in recs]
+        if offset is None:
+            break
+    assert seen == list(range(50))
+    assert [r.id for r in client.scroll("sk", limit=100, shard_key_selector="us")[0]] == list(range(30, 50))
+    query = [0.1, 0.2, 0.3, 0.4]
+    vecs = np.array([p.vector for p in eu + us], np.float32)
+    want = np.argsort(np.linalg.norm(vecs - np.array(query, np.float32), axis=1))[:6].tolist()
+    hits = client.query_points("sk", query=query, limit=4, offset=2).points  # euclid: smallest distance first
+    assert [h.id for h in hits] == want[2:6]
+    assert all(h.id >= 30 for h in client.query_points("sk", query=query, shard_key_selector="us").points)
+    client.create_payload_index("sk", "group", field_schema=models.PayloadSchemaType.KEYWORD)
+    client.create_shard_key("sk", 7)  # a new shard gets the collection's payload indexes
+    assert sorted(str(k.key) for k in client.list_shard_keys("sk").shard_keys) == ["7", "eu", "us"]
+    assert client.get_collection("sk").payload_schema["group"].points == 50
+    client.delete("sk", points_selector=models.PointIdsList(points=[0, 1]), shard_key_selector="eu")
+    assert client.count("sk").count == 48 and client.retrieve("sk", [0, 1, 2])[0].id == 2
+    client.delete_shard_key("sk", "us")
+    assert client.count("sk").count == 28
+    assert code_of(lambda: client.count("sk", shard_key_selector="us")) == grpc.StatusCode.NOT_FOUND
+    client.delete_collection("sk")
+
+
+def test_batch_update_and_vector_updates(client) -> None:
+    client.create_collection("ub", vectors_config={"a": models.VectorParams(size=2, distance=models.Distance.DOT),
+                                                   "b": models.VectorParams(size=2, distance=models.Distance.DOT)})
+    res = client.batch_update_points("ub", update_operations=[
+        models.UpsertOperation(upsert=models.PointsList(points=[
+            models.PointStruct(id=i, vector={"a": [1.0, float(i)], "b": [0.0, 1.0]}, payload={"i": i})
+            for i in range(5)])),
+        models.SetPayloadOperation(set_payload=models.SetPayload(payload={"x": 1}, points=[1, 2])),
+        models.DeleteOperation(delete=models.PointIdsList(points=[4])),
+    ])
+    assert len(res) == 3
+    assert client.count("ub").count == 4
+    assert client.retrieve("ub", [1])[0].payload == {"i": 1, "x": 1}
+    client.update_vectors("ub", points=[models.PointVectors(id=0, vector={"a": [9.0, 9.0]})])
+    client.delete_vectors("ub", vectors=["b"], points=[3])
+    got = {r.id: r.vector for r in client.retrieve("ub", [0, 3], with_vectors=True)}
+    assert got[0] == {"a": [9.0, 9.0], "b": [0.0, 1.0]} and got[3] == {"a": [1.0, 3.0]}

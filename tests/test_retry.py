@@ -117,11 +117,10 @@ def test_permanent_errors_are_not_retried_and_give_up_keeps_the_cause():
 def test_an_interrupt_abandons_a_pending_retry_at_once():
     stop = threading.Event()
     threading.Timer(0.2, stop.set).start()
-    t0 = time.monotonic()
     with pytest.raises(TransientTargetError) as ei:
         with_retries(lambda: (_ for _ in ()).throw(TransientTargetError("busy")),
-                     RetryPolicy(retries=8, base_seconds=30, max_seconds=30, stop=stop))
-    assert time.monotonic() - t0 < 2 and not isinstance(ei.value, GaveUp)
+                     RetryPolicy(retries=8, base_seconds=3_600, max_seconds=3_600, stop=stop))
+    assert not isinstance(ei.value, GaveUp)  # abandoned at once: the 8 x 3,600 s of backoff would hit the timeout
 
 
 # -- through the pipeline and migrate ------------------------------------------------------------
@@ -151,11 +150,10 @@ def test_permanent_fault_fails_at_once_and_the_rerun_resumes(source, tmp_path):
 
     qd, st = tmp_path / "qd", tmp_path / "state"
     tgt = FaultyEdge(qd, fault)
-    t0 = time.monotonic()
     with pytest.raises(TargetError, match="Vector dimension error.*re-run the same command to resume") as ei:
         migrate(str(source), "c", target=tgt, state_dir=str(st), batch_size=BATCH, checkpoint_seconds=0,
                 build_index=False)
-    assert type(ei.value) is TargetError and time.monotonic() - t0 < 10
+    assert type(ei.value) is TargetError
     assert tgt.attempts(1_500) == 1  # not retried
     tgt.close()
     (rec,) = StateStore(st).all()
@@ -183,7 +181,12 @@ def test_giving_up_leaves_a_checkpoint_that_resumes(source, tmp_path):
     with pytest.raises(GaveUp, match="gave up after 3 retries.*DEADLINE_EXCEEDED.*re-run the same command"):
         migrate(str(source), "c", target=tgt, state_dir=str(st), batch_size=BATCH, retries=3,
                 retry_max_seconds=0.05, on_event=events.append)
-    assert tgt.attempts(2_000) == 4
+    # Two writers: batches 2,000 and 2,100 may both be stuck, and either may give up first (the other is then
+    # abandoned mid-backoff). The guarantee: the batch that gave up had 1 + 3 attempts, none had more, and
+    # nothing past the stuck batches in flight was sent.
+    stuck = {f: tgt.attempts(f) for f, _ in tgt.calls if f >= 2_000}
+    assert set(stuck) <= {2_000, 2_100} and 2_000 in stuck, stuck
+    assert max(stuck.values()) == 4 and all(1 <= n <= 4 for n in stuck.values()), stuck
     delays = [float(e.split(" in ")[1].split("s:")[0]) for e in events if e.startswith("retry ")]
     assert len(delays) >= 3 and all(d <= 0.05 for d in delays)
     tgt.close()
@@ -300,10 +303,9 @@ def test_unreachable_server_fails_fast_with_one_line(cli, source):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    t0 = time.monotonic()
     res = cli("qdrant", "migrate", "-s", source, "-t", "c", "--url", f"http://127.0.0.1:{port}",
               "--grpc-port", str(port))
     assert res.exit_code == 3
-    assert time.monotonic() - t0 < 15  # no retries with backoff against a server that is not there
+    assert "retry" not in res.stderr  # no retries with backoff against a server that is not there
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"Error: cannot reach Qdrant at http://127.0.0.1:{port}")

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import numpy as np
 import orjson
 
-from cortex.errors import ConflictError, SourceError, TargetError
+from cortex.errors import ConflictError, DiskFullError, SourceError, TargetError
 from cortex.ids import DEFAULT_ID_FIELD
 from cortex.pipeline import Checkpoint, MigrationSummary, PipelineOptions, Progress, run
 from cortex.retry import RetryPolicy
@@ -215,10 +215,13 @@ def migrate(
         except BaseException as e:
             if rec is not None:
                 saver.finish("interrupted" if isinstance(e, KeyboardInterrupt) else "failed", error=str(e)[:500])
-                if isinstance(e, TargetError) and rec.cursor is not None:
+                if isinstance(e, (TargetError, DiskFullError)) and rec.cursor is not None:
                     raise type(e)(f"{e} (progress is checkpointed at {rec.counts.get('read', 0):,} records: "
                                   "re-run the same command to resume)") from e
             raise
+        if summary.index_abandoned:  # the engine still builds: no flush or close (they would wait for it)
+            saver.flush = lambda: None
+            own = False
         if rec is not None:
             saver.finish(summary.status)
         summary.source = redact_url(summary.source)
@@ -358,7 +361,7 @@ def migrations(state_dir: str = DEFAULT_STATE_DIR) -> list[dict[str, Any]]:
         pieces.append(d)
     if not Path(state_dir, "state.sqlite").exists():
         return pieces
-    store = StateStore(state_dir)
+    store = StateStore(state_dir, read_only=True)
     try:
         out = pieces
         for r in store.all():
@@ -448,8 +451,12 @@ class ExportSummary:
 
 def export(source: str, output: str, *, source_type: str | None = None, options: SourceOptions | None = None,
            batch_size: int = 1000, progress: Progress | None = None, layout: str | None = None) -> ExportSummary:
-    """The seed's Step 2 for any source: JSONL of ``{id, vector, payload}`` with the original ids."""
-    from cortex.dead_letter import DeadLetter
+    """The migration guide's Step 2 for any source: JSONL of ``{id, vector, payload}`` with the original ids.
+
+    ``output`` ending in ``.gz`` or ``.zst`` is written compressed.
+    """
+    from cortex import compressed
+    from cortex.dead_letter import DeadLetter, dumps
 
     t0 = time.perf_counter()
     out = Path(output)
@@ -460,7 +467,7 @@ def export(source: str, output: str, *, source_type: str | None = None, options:
         if progress is not None:
             progress.start(info.count)
         tmp = out.with_name(out.name + ".partial")
-        with open(tmp, "wb") as fh:
+        with compressed.open_write(tmp, compressed.codec(out)) as fh:
             for batch in src.batches(batch_size):
                 summary.read += batch.read
                 rejected = list(batch.rejected)
@@ -470,14 +477,13 @@ def export(source: str, output: str, *, source_type: str | None = None, options:
                     ok[:] = False
                 for i in range(len(batch)):
                     rid = batch.ids[i]
-                    rid = rid.item() if isinstance(rid, np.generic) else rid
+                    rid = rid.item() if isinstance(rid, np.generic) else rid  # a big int stays a number: dumps
                     if not ok[i]:
                         rejected.append(Rejected(batch.location(i), "vector has a non-finite value or wrong dimension",
                                                  id=rid))
                         continue
                     pl = batch.payloads[i] if batch.payloads is not None else {}
-                    fh.write(orjson.dumps({"id": rid, "vector": vecs[i], "payload": pl or {}},
-                                          option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE))
+                    fh.write(dumps({"id": rid, "vector": vecs[i], "payload": pl or {}}) + b"\n")
                     summary.written += 1
                 dl.write(rejected)
                 summary.rejected += len(rejected)
@@ -537,10 +543,10 @@ def benchmark(collection: str, *, num_queries: int = 1000, dimensions: int | Non
               path: str | None = None, url: str | None = None, api_key: str | None = None, prefer_grpc: bool = True,
               grpc_port: int = 6334, seed: int = 0, build_sample: int = 20_000, id_field: str = DEFAULT_ID_FIELD,
               on_event: Event | None = None) -> Any:
-    """The seed's latency benchmark plus QPS per concurrency, an ef sweep and, with ``source``, old vs Qdrant.
+    """The migration guide's latency benchmark, QPS per concurrency, an ef sweep and, with ``source``, old vs Qdrant.
 
     Returns a :class:`cortex.benchmark.BenchmarkResult`.  Queries are sampled from the
-    collection (plus noise) unless ``dimensions`` asks for random vectors, as the seed does.
+    collection (plus noise) unless ``dimensions`` asks for random vectors, as the migration guide does.
     """
     from cortex import benchmark as bench
 

@@ -1,4 +1,4 @@
-"""The seed's search benchmark, plus QPS per concurrency, an hnsw_ef sweep and the old-vs-Qdrant table.
+"""The migration guide's search benchmark, plus QPS per concurrency, an hnsw_ef sweep and the old-vs-Qdrant table.
 
 Latency is the wall time of one ``Target.search`` call for one query, as an application in
 this process sees it (embedded: the engine runs in-process; server: includes the network).
@@ -8,7 +8,7 @@ The ef sweep runs the same queries at each ``hnsw_ef`` and scores recall@limit a
 Qdrant's own exact search (``exact=True``) on the same collection, so it isolates the HNSW
 approximation from anything the migration did.
 
-With a source, the seed's Performance Comparison table is measured here, in this process:
+With a source, the migration guide's Performance Comparison table is measured here, in this process:
 search latency p95 (old system's own search, or exact numpy when it has none), indexing
 throughput (points/s to load *and index* the same sample of source vectors into a fresh
 store of each kind), memory (growth of this process's resident set, VmRSS, while opening
@@ -51,7 +51,7 @@ class BenchmarkResult:
     limit: int
     num_queries: int
     queries_how: str
-    seed_block: dict[str, Any] = field(default_factory=dict)  # the seed's min/max/avg/p50/p95/p99 (ms)
+    seed_block: dict[str, Any] = field(default_factory=dict)  # the migration guide's min/max/avg/p50/p95/p99 (ms)
     runs: list[dict[str, Any]] = field(default_factory=list)  # per concurrency: latency stats + qps
     ef_sweep: list[dict[str, Any]] = field(default_factory=list)
     ef_note: str = ""
@@ -112,7 +112,7 @@ def collection_queries(target: Target, collection: str, n: int, dim: int, seed: 
 
 def random_queries(n: int, dim: int, seed: int) -> tuple[np.ndarray, str]:
     q = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
-    return q, f"{n} random vectors of {dim} dimensions (standard normal, seed {seed}), as the seed's benchmark"
+    return q, f"{n} random vectors of {dim} dimensions (standard normal, seed {seed}), as in the migration guide"
 
 
 def _run(target: Target, collection: str, queries: np.ndarray, limit: int, concurrency: int,
@@ -401,7 +401,7 @@ def _old_build_rate(source: Source, vecs: np.ndarray, distance: str) -> tuple[fl
 
 
 def seed_lines(block: dict[str, Any]) -> list[str]:
-    """The seed's output block, verbatim format."""
+    """The migration guide's output block, verbatim format."""
     names = (("Min", "min_ms"), ("Max", "max_ms"), ("Avg", "avg_ms"), ("P50", "p50_ms"), ("P95", "p95_ms"),
              ("P99", "p99_ms"))
     return [f"{label} latency:  {block[key]:.2f} ms" for label, key in names

@@ -7,6 +7,7 @@ unreachable or refused; 4 conflict (collection differs, busy, source changed);
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import shlex
@@ -56,6 +57,10 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(e.exit_code) from None
         except OSError as e:  # a file Cortex was asked to write or read: permission, missing folder, disk full
             where = f"{e.filename}: " if e.filename else ""
+            if e.errno == errno.ENOSPC:
+                err.print(f"[red]Error:[/red] {where}no space left on the device; free some space and re-run",
+                          highlight=False, soft_wrap=True)
+                raise typer.Exit(ExitCode.DISK_FULL) from None
             err.print(f"[red]Error:[/red] {where}{e.strerror or e}; check the path and its permissions",
                       highlight=False, soft_wrap=True)
             raise typer.Exit(ExitCode.BAD_INPUT) from None
@@ -158,7 +163,7 @@ def migrate(
                                          "point count.")] = False,
     engine: Annotated[str, typer.Option("--engine", rich_help_panel="Scale out",
                                         help="local, or ray: run the N partitions as Ray tasks, then finish "
-                                        "(pip install 'cortex[ray]').")] = "local",
+                                        "(pip install 'cortex-qdrant[ray]').")] = "local",
     ray_address: Annotated[str | None, typer.Option("--ray-address", rich_help_panel="Scale out",
                                                     help="Ray cluster to join (default: start Ray locally).",
                                                     envvar="RAY_ADDRESS")] = None,
@@ -230,9 +235,18 @@ def migrate(
         err.print(f"[yellow]{summary.duplicates} duplicate id(s) in the source; the last one won[/yellow] "
                   f"(e.g. {', '.join(map(str, summary.duplicate_examples[:5]))})", highlight=False)
     if summary.status == "interrupted":
-        err.print(f"Interrupted at {summary.read:,} records; the checkpoint is saved. Resume with (from "
-                  f"{Path.cwd()}):\n  {command}", highlight=False, soft_wrap=True)
-        raise typer.Exit(128 + (got[0] if got else signal.SIGINT))
+        code = 128 + (got[0] if got else signal.SIGINT)
+        if summary.index_abandoned or summary.index_seconds:
+            err.print(f"Interrupted during the index build; all {summary.read:,} records are saved. Build the index "
+                      f"with (from {Path.cwd()}):\n  {command}", highlight=False, soft_wrap=True)
+        else:
+            err.print(f"Interrupted at {summary.read:,} records; the checkpoint is saved. Resume with (from "
+                      f"{Path.cwd()}):\n  {command}", highlight=False, soft_wrap=True)
+        if summary.index_abandoned:  # the engine's build thread cannot be stopped: leave without waiting for it
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        raise typer.Exit(code)
     if summary.rejected:
         err.print(f"[yellow]{summary.rejected} record(s) rejected[/yellow]; see {summary.dead_letter}",
                   highlight=False)
@@ -409,12 +423,13 @@ class _null:
 @source_flags
 def export(
     source: Annotated[str, typer.Option("--source", "-s", help="What to export.")],
-    output: Annotated[str, typer.Option("--output", "-o", help="JSONL file to write.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="JSONL file to write; .jsonl.gz or .jsonl.zst "
+                                        "writes it compressed.")],
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 1000,
     json_out: JsonOpt = False,
     source_type: Any = None, source_opts: Any = None,
 ) -> None:
-    """Export any source to the seed's JSONL of {id, vector, payload} (original ids kept)."""
+    """Export any source to the migration guide's JSONL of {id, vector, payload} (original ids kept)."""
     from cortex import api
 
     opts = source_opts
@@ -477,7 +492,7 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
     try:
         from dotenv import load_dotenv
 
-        load_dotenv(Path.cwd() / ".env", override=False)  # the seed keeps QDRANT_* in .env
+        load_dotenv(Path.cwd() / ".env", override=False)  # the migration guide keeps QDRANT_* in .env
     except ImportError:
         pass
 

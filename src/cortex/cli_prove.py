@@ -123,7 +123,7 @@ def benchmark(
     collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to benchmark.")],
     num_queries: Annotated[int, typer.Option("--num-queries", min=1, help="Queries per run.")] = 1000,
     dimensions: Annotated[int | None, typer.Option("--dimensions", help="Use random query vectors of this "
-                                                   "dimension, as the seed does (default: sample the "
+                                                   "dimension, as the migration guide does (default: sample the "
                                                    "collection). Also the Annoy source's dimension.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Results per query.")] = 10,
     concurrency: Annotated[str, typer.Option("--concurrency", help="Comma-separated thread counts; QPS for "
@@ -140,7 +140,7 @@ def benchmark(
 ) -> None:
     """Search latency (min, max, avg, p50, p95, p99) and QPS; --ef sweeps recall vs latency.
 
-    With --source, also the seed's Performance Comparison table (old system vs Qdrant: search
+    With --source, also the migration guide's Performance Comparison table (old system vs Qdrant: search
     latency p95, indexing throughput, memory, storage size), measured in this process.
     """
     from cortex import api

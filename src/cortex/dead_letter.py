@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from cortex.sources.base import Rejected
@@ -32,7 +34,7 @@ class DeadLetter:
             self._fh = open(self.path, "ab")  # noqa: SIM115 - closed in close()
         for r in rejected:
             rec = {"location": r.location, "reason": r.reason, "id": r.id, "record": r.raw}
-            self._fh.write(orjson.dumps(rec, default=str, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+            self._fh.write(dumps(rec) + b"\n")
         self._fh.flush()
         self.offset = self._fh.tell()
         self.count += len(rejected)
@@ -41,3 +43,19 @@ class DeadLetter:
         if self._fh is not None:
             self._fh.close()
 
+
+
+def dumps(obj: Any) -> bytes:
+    """JSON bytes of a record; integers beyond 64 bits (which orjson refuses) are written exactly."""
+    try:
+        return orjson.dumps(obj, default=str, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError:
+        return json.dumps(obj, default=_default, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _default(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    return str(v)

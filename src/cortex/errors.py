@@ -14,6 +14,8 @@ class ExitCode:
     BAD_INPUT = 2  # missing path, unknown format, bad flags, unreadable source, missing extra
     TARGET = 3  # target unreachable, auth refused, server rejected the request
     CONFLICT = 4  # collection differs (dim/distance), busy, source changed since checkpoint
+    PARTIAL = 5  # migrated, but some records were rejected (see the dead-letter file)
+    DISK_FULL = 6  # not enough free disk space for the embedded target (checkpoint saved; free space, re-run)
     INTERRUPTED = 130  # SIGINT; 143 for SIGTERM
 
 
@@ -59,6 +61,12 @@ class ConflictError(CortexError):
 
 class CollectionBusyError(ConflictError):
     """Another process holds the collection (embedded) or the migration state."""
+
+
+class DiskFullError(CortexError):
+    """Not enough free disk space where the embedded target writes; the message says how much and where."""
+
+    exit_code = ExitCode.DISK_FULL
 
 
 class CheckFailed(CortexError):

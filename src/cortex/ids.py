@@ -2,7 +2,7 @@
 
 Qdrant accepts unsigned 64-bit integers and UUIDs only.  Unsigned ints and UUID strings
 are kept; digit-only strings without leading zeros become integers (``"17"`` -> 17, as the
-seed's FAISS export writes them); every other id becomes a uuid5 of its text, and the
+migration guide's FAISS export writes them); every other id becomes a uuid5 of its text, and the
 original is stored in the payload (``id_field``) so a re-run maps it to the same point and
 users can still find a point by its old id.
 """
@@ -17,6 +17,20 @@ import numpy as np
 CORTEX_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://cortex.dev/point-id")
 DEFAULT_ID_FIELD = "source_id"
 _U64_MAX = 2**64 - 1
+_I64_MIN = -(2**63)
+
+
+def plain_id(source_id: Any) -> Any:
+    """A source id as a plain JSON-able value: numpy scalars unwrapped; integers beyond 64 bits as decimal text.
+
+    This is what goes in the payload's ``source_id`` and in messages: a big integer stays exact
+    (JSON parsers and Qdrant's payload would turn it into a float), and maps to the same point.
+    """
+    if isinstance(source_id, np.generic):
+        source_id = source_id.item()
+    if isinstance(source_id, int) and not isinstance(source_id, bool) and not _I64_MIN <= source_id <= _U64_MAX:
+        return str(source_id)
+    return source_id
 
 
 def map_id(source_id: Any) -> tuple[int | str, bool]:

@@ -71,7 +71,7 @@ def index_kind(value: Any) -> str:
 
 
 def latency_stats(seconds: list[float], keep_samples: bool = True) -> dict[str, Any]:
-    """The seed's block (min, max, avg, p50, p95, p99) in milliseconds, plus the samples."""
+    """The migration guide's block (min, max, avg, p50, p95, p99) in milliseconds, plus the samples."""
     if not seconds:
         return {"n": 0}
     ms = np.asarray(seconds, dtype=np.float64) * 1000.0

@@ -75,6 +75,7 @@ class MigrationSummary:
     warnings: list[str] = field(default_factory=list)
     layout: str = "flat"  # the payload layout written (cortex.layouts)
     status: str = "done"  # done | interrupted | failed
+    index_abandoned: bool = False  # interrupted while the index build ran: it is left to the process exit
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,7 +102,7 @@ def pause_for_test(point: str, stop: threading.Event | None = None) -> None:
     (before the collection is created), ``created`` (just after, before the state records
     it), ``batch:N`` (after the N-th batch of this run committed) and ``finish_load`` (while
     the final index build runs).  Waits ``CORTEX_TEST_PAUSE_SECONDS`` (default 60) or until
-    ``stop`` is set (a first SIGINT; not passed for ``finish_load``), then goes on.  Unset:
+    ``stop`` is set (a first SIGINT), then goes on.  Unset:
     does nothing.  With ``CORTEX_TEST_PAUSE_ONCE=FILE`` only the first process to get there pauses
     (it creates FILE holding its pid); later ones, such as a retried Ray task, go on.
     """
@@ -240,12 +241,15 @@ def write_batch(target: Target, collection: str, p: Prepared, policy: RetryPolic
     send(p.ids, p.vectors, p.payloads, p.sparse, p.named)
 
 
-def _finish_load(target: Target, collection: str) -> None:
+def _finish_load(target: Target, collection: str, stop: threading.Event | None = None) -> str:
     """``target.finish_load`` (the index build, minutes on big collections) in a thread.
 
-    The main thread only waits, so it keeps handling signals: a second Ctrl-C exits at once
-    even in the middle of the build (a re-run resumes at the end of the data and builds again).
+    The main thread only waits, so a first Ctrl-C (``stop``) ends the wait within a fraction of
+    a second: ``"abandoned"`` when the build still runs (the engine cannot cancel it; it stops
+    with the process, like a kill, and a re-run builds again), ``"interrupted"`` when it had just
+    finished.  ``"built"`` otherwise.
     """
+    stop = stop or threading.Event()  # none: wait for the build
     box: list[BaseException] = []
 
     def work() -> None:
@@ -256,11 +260,14 @@ def _finish_load(target: Target, collection: str) -> None:
 
     t = threading.Thread(target=work, name="cortex-index", daemon=True)
     t.start()
-    pause_for_test("finish_load")  # not cut short by a first Ctrl-C: it stands for a long build
-    while t.is_alive():
+    pause_for_test("finish_load", stop)  # stands for a long build: only a Ctrl-C ends it early
+    while t.is_alive() and not stop.is_set():
         t.join(0.2)
     if box:
         raise box[0]
+    if stop.is_set():
+        return "abandoned" if t.is_alive() else "interrupted"
+    return "built"
 
 
 def run(
@@ -290,7 +297,8 @@ def run(
     ``creating`` (before the collection is created), ``loading`` and ``indexing`` (before
     the final index build).  Setting ``stop`` ends the run at the next batch boundary with
     status ``interrupted`` once the batches in flight have landed (or been abandoned while
-    waiting to retry).
+    waiting to retry); during the index build it ends the wait for it (``index_abandoned``:
+    the build goes on in a daemon thread until the process exits; a re-run builds again).
     """
     t0 = time.perf_counter()
     stop = stop or threading.Event()
@@ -423,8 +431,10 @@ def run(
             if opts.build_index:
                 phase("indexing")
                 t_index = time.perf_counter()
-                _finish_load(target, collection)
+                outcome = _finish_load(target, collection, stop)
                 summary.index_seconds = round(time.perf_counter() - t_index, 3)
+                if outcome != "built":
+                    status, summary.index_abandoned = "interrupted", outcome == "abandoned"
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         raise

@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from cortex.errors import CollectionBusyError
+from cortex.errors import CollectionBusyError, DiskFullError
 
 DEFAULT_STATE_DIR = ".cortex"
 SCHEMA_VERSION = 1
@@ -127,22 +127,46 @@ def is_locked(path: Path) -> bool:
         os.close(fd)
 
 
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """``path`` opened for reading only; on a disk too full for SQLite's shared-memory file, as immutable."""
+    for query in ("mode=ro", "immutable=1"):
+        try:
+            db = sqlite3.connect(f"file:{path}?{query}", uri=True, timeout=30, check_same_thread=False)
+            db.execute("SELECT count(*) FROM migrations").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            if query == "immutable=1":
+                raise
+    raise AssertionError("unreachable")
+
+
 class StateStore:
     """The state directory: ``state.sqlite``, ``locks/``, ``dead-letter/`` and ``seen/``."""
 
-    def __init__(self, state_dir: str | Path = DEFAULT_STATE_DIR) -> None:
+    def __init__(self, state_dir: str | Path = DEFAULT_STATE_DIR, read_only: bool = False) -> None:
         self.dir = Path(state_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.dir / "state.sqlite", timeout=30, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash; see the module doc
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS migrations (id TEXT PRIMARY KEY, data TEXT NOT NULL, updated REAL)"
-        )
-        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        self.db.commit()
         self._locks: dict[str, int] = {}
+        if read_only:  # a full disk must not stop anyone from reading the state
+            self.db = _connect_read_only(self.dir / "state.sqlite")
+            return
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.dir / "state.sqlite", timeout=30, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash; see the module doc
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS migrations (id TEXT PRIMARY KEY, data TEXT NOT NULL, updated REAL)"
+            )
+            self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self.db.commit()
+        except (sqlite3.OperationalError, OSError) as e:
+            from cortex import disk_space
+
+            if disk_space.free_bytes(self.dir) < disk_space.MIB:
+                raise DiskFullError(f"not enough disk space in {self.dir} for the migration state ({e}); free some "
+                                    "space (or use --state-dir on another disk) and re-run") from e
+            raise
 
     def get(self, mid: str) -> MigrationRecord | None:
         row = self.db.execute("SELECT data FROM migrations WHERE id = ?", (mid,)).fetchone()

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from cortex.errors import SourceError
-from cortex.ids import map_ids
+from cortex.ids import map_ids, plain_id
 from cortex.seen_ids import SeenIds, id_keys
 from cortex.sources.base import Batch, Rejected
 
@@ -296,7 +296,7 @@ def _sparse_problem(row: Any) -> str | None:
 
 
 def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
+    return plain_id(v)
 
 
 def _raw(batch: Batch, i: int) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Prove a collection matches its source: counts, ids, vectors, payloads.
 
-Without a source: the seed's checks (count, a sample of points with dimension and payload
+Without a source: the migration guide's checks (count, a sample of points with dimension and payload
 keys, a search returns results).  With a source, the source is streamed once and its
 points are looked up in the target in batches: with ``full`` every point is compared and
 ids present in Qdrant but not in the source are listed; otherwise a uniform random sample
@@ -63,7 +63,7 @@ class VerifyReport:
     dim: int | None = None
     seconds: float = 0.0
     points_per_second: float = 0.0
-    samples: list[dict[str, Any]] = field(default_factory=list)  # basic mode: what the seed prints
+    samples: list[dict[str, Any]] = field(default_factory=list)  # basic mode: what the migration guide prints
     problems: list[Problem] = field(default_factory=list)
     problems_truncated: int = 0
 
@@ -78,7 +78,7 @@ class VerifyReport:
 
 
 def verify_basic(target: Target, collection: str, sample: int = 3) -> VerifyReport:
-    """The seed's Step 4 checks, without a source to compare against."""
+    """The migration guide's Step 4 checks, without a source to compare against."""
     t0 = time.perf_counter()
     info = _info(target, collection)
     rep = VerifyReport(collection=collection, target=target.location, mode="basic", actual_count=info.points,

@@ -17,9 +17,13 @@ check).  In pytest, use the fixtures of ``tests/grpc_server_fixture.py``.
 Implemented: HealthCheck; collections Create / Get / List / Exists / Update / Delete; UpdateAliases
 (atomic: all actions or none), ListAliases, ListCollectionAliases, aliases resolved on every call;
 points Upsert, Get, Scroll (filter, offset, limit, order_by, with_payload / with_vectors), Count,
-Delete (ids or filter), Set/Overwrite/Delete/ClearPayload, Query (nearest by vector or id, dense /
+Delete (ids or filter), Set/Overwrite/Delete/ClearPayload, UpdateVectors, DeleteVectors, UpdateBatch
+(applied in order under one hold of the collection lock), Query (nearest by vector or id, dense /
 sparse / multi-vector, prefetch + RRF / DBSF fusion, order_by, sample, recommend), QueryBatch,
-Search, SearchBatch, CreateFieldIndex, DeleteFieldIndex; snapshots Create / List / Delete.
+Search, SearchBatch, CreateFieldIndex, DeleteFieldIndex; snapshots Create / List / Delete; custom
+sharding: CreateShardKey / DeleteShardKey / ListShardKeys, one Edge shard per shard key, writes to the
+keys their ``shard_key_selector`` names, reads of the named keys or (no selector) of all of them merged
+(scroll pages in id order, query hits by score as the distance orders them, counts summed).
 Errors a server gives: NOT_FOUND (missing collection, alias or point), INVALID_ARGUMENT (wrong
 dimension, bad id, bad config), ALREADY_EXISTS, UNAUTHENTICATED (wrong or missing ``api-key`` /
 ``authorization: Bearer`` when started with ``--api-key``; HealthCheck is open, as on a server),
@@ -28,9 +32,10 @@ RESOURCE_EXHAUSTED (a request over ``--max-message-bytes``, default 64 MiB), UNI
 Where it differs from a real Qdrant server:
 - gRPC only, no REST port: qdrant-client's REST-only calls (``prefer_grpc=False``, snapshot upload /
   download / recover, ``info()`` over REST, the version check) do not work.
-- One Edge shard per collection, one node: ``shard_number``, ``replication_factor``,
-  ``write_consistency_factor`` and the WAL settings are stored and reported but change nothing;
-  custom sharding (shard keys) and the cluster RPCs are refused (UNIMPLEMENTED).
+- One node, one Edge shard per collection (per shard key with custom sharding): ``shard_number``,
+  ``replication_factor``, ``write_consistency_factor``, the shard keys' ``shards_number`` / placement and the
+  WAL settings are stored or accepted but change nothing; the cluster RPCs are refused (UNIMPLEMENTED).
+  ``order_by`` over several shard keys is refused; a new shard key gets the payload indexes (types only).
 - Writes are applied before the call returns, whatever ``wait`` says (``wait=false`` answers
   ``Acknowledged``).  ``Update`` runs the optimizers synchronously (a server does it in the background),
   so a collection is always reported ``green``.
@@ -38,7 +43,7 @@ Where it differs from a real Qdrant server:
   quantization / on_disk; changing a sparse vector's modifier and strict mode are refused.
 - Snapshots are tar archives of the flushed Edge shard directory, not a server's snapshot format.
 - Not implemented: inference (documents / images), formula / MMR / discover / context queries,
-  ``lookup_from``, groups, facets, matrix search, UpdateBatch, vector updates, strict mode.
+  ``lookup_from``, groups, facets, matrix search, strict mode, named-vector creation / deletion.
 - Errors carry a server's status codes and message style, not always its exact wording.
 """
 

@@ -42,14 +42,14 @@ def merged(default: Any, diff: Any) -> Any:
 
 def collection_config(req: g.CreateCollection) -> g.CollectionConfig:
     """The config a server would report for ``req`` (validated: a bad one raises BadRequest)."""
-    if req.HasField("sharding_method") and req.sharding_method == g.ShardingMethod.Custom:
-        raise Unsupported("custom sharding (shard keys) is not supported by this test server")
     params = g.CollectionParams(
         shard_number=req.shard_number if req.HasField("shard_number") else 1,
         on_disk_payload=req.on_disk_payload if req.HasField("on_disk_payload") else True,
         replication_factor=req.replication_factor if req.HasField("replication_factor") else 1,
         write_consistency_factor=req.write_consistency_factor if req.HasField("write_consistency_factor") else 1,
     )
+    if req.HasField("sharding_method"):
+        params.sharding_method = req.sharding_method
     if req.HasField("vectors_config"):
         params.vectors_config.CopyFrom(req.vectors_config)
     if req.HasField("sparse_vectors_config"):

@@ -7,7 +7,9 @@ does not implement.
 
 from __future__ import annotations
 
+import sys
 import uuid
+from array import array
 from typing import Any
 
 import qdrant_edge as q
@@ -60,11 +62,26 @@ def point_id_out(pid: Any) -> g.PointId:
 
 
 # -- vectors -------------------------------------------------------------------------------------
+def dense_floats(d: g.DenseVector) -> array:
+    """The floats of a ``DenseVector`` straight from its packed wire bytes (2x faster than ``list(d.data)``)."""
+    b = d.SerializeToString()  # 0x0a, varint length, little-endian float32s
+    if not b:
+        return array("f")
+    i = 1
+    while b[i] & 0x80:
+        i += 1
+    out = array("f")
+    out.frombytes(b[i + 1:])
+    if sys.byteorder != "little":
+        out.byteswap()
+    return out
+
+
 def vector_in(v: g.Vector) -> Any:
-    """One ``Vector`` as Edge takes it: a list of floats, a ``SparseVector`` or a list of lists."""
+    """One ``Vector`` as Edge takes it: a sequence of floats, a ``SparseVector`` or a list of lists."""
     kind = v.WhichOneof("vector")
     if kind == "dense":
-        return list(v.dense.data)
+        return dense_floats(v.dense)
     if kind == "sparse":
         return q.SparseVector(list(v.sparse.indices), list(v.sparse.values))
     if kind == "multi_dense":
@@ -421,9 +438,12 @@ def field_schema(m: g.CreateFieldIndexCollection) -> Any:
     return getattr(q.PayloadSchemaType, name)
 
 
-def payload_schema_out(info: Any) -> dict[str, g.PayloadSchemaInfo]:
-    out = {}
-    for field, idx in info.payload_schema.items():
-        name = str(idx.data_type).split(".")[-1]
-        out[field] = g.PayloadSchemaInfo(data_type=g.PayloadSchemaType.Value(name), points=int(idx.points or 0))
+def payload_schema_out(infos: list[Any]) -> dict[str, g.PayloadSchemaInfo]:
+    """The payload indexes of a collection's shards (points summed)."""
+    out: dict[str, g.PayloadSchemaInfo] = {}
+    for info in infos:
+        for field, idx in info.payload_schema.items():
+            name = str(idx.data_type).split(".")[-1]
+            entry = out.setdefault(field, g.PayloadSchemaInfo(data_type=g.PayloadSchemaType.Value(name), points=0))
+            entry.points += int(idx.points or 0)
     return out

@@ -6,6 +6,7 @@ import itertools
 import sys
 import time
 import traceback
+import uuid
 from concurrent import futures
 from typing import Any
 
@@ -13,9 +14,10 @@ import grpc
 import qdrant_edge as q
 
 from . import convert as cv
+from .config import dense_vectors
 from .convert import BadRequest, NotFound, RpcFail, Unsupported
 from .protos import g, grpc_to_payload
-from .store import Store
+from .store import Store, shard_key, shard_key_out
 
 VERSION = "1.16.0"  # the server version reported by HealthCheck
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 2**20
@@ -49,13 +51,15 @@ class Collections(g.CollectionsServicer):
     def Get(self, request, context):  # noqa: N802
         t0 = time.perf_counter()
         c = self.store.get(request.collection_name)
-        with c.use() as shard:
-            info = shard.info()
+        with c.use() as shards:
+            infos = [shard.info() for shard in shards]
             config = c.config
         ci = g.CollectionInfo(
             status=g.CollectionStatus.Green, optimizer_status=g.OptimizerStatus(ok=True),
-            segments_count=info.segments_count, config=config, payload_schema=cv.payload_schema_out(info),
-            points_count=info.points_count, indexed_vectors_count=info.indexed_vectors_count)
+            segments_count=sum(i.segments_count for i in infos), config=config,
+            payload_schema=cv.payload_schema_out(infos),
+            points_count=sum(i.points_count for i in infos),
+            indexed_vectors_count=sum(i.indexed_vectors_count for i in infos))
         ci.created_at.FromJsonString(c.created_at.replace("+00:00", "Z"))
         return g.GetCollectionInfoResponse(result=ci, time=_since(t0))
 
@@ -93,6 +97,24 @@ class Collections(g.CollectionsServicer):
     def ListCollectionAliases(self, request, context):  # noqa: N802
         return self._aliases(time.perf_counter(), self.store.list_aliases(request.collection_name))
 
+    def CreateShardKey(self, request, context):  # noqa: N802
+        t0 = time.perf_counter()
+        ok = self.store.get(request.collection_name).create_shard_key(shard_key(request.request.shard_key))
+        return g.CreateShardKeyResponse(result=ok, time=_since(t0))
+
+    def DeleteShardKey(self, request, context):  # noqa: N802
+        t0 = time.perf_counter()
+        ok = self.store.get(request.collection_name).delete_shard_key(shard_key(request.request.shard_key))
+        return g.DeleteShardKeyResponse(result=ok, time=_since(t0))
+
+    def ListShardKeys(self, request, context):  # noqa: N802
+        t0 = time.perf_counter()
+        c = self.store.get(request.collection_name)
+        with c.use():
+            keys = [k for k in c.shards if k is not None]
+        return g.ListShardKeysResponse(shard_keys=[g.ShardKeyDescription(key=shard_key_out(k)) for k in keys],
+                                       time=_since(t0))
+
 
 def _selector_ids_or_filter(sel: g.PointsSelector) -> tuple[list[Any] | None, Any]:
     kind = sel.WhichOneof("points_selector_one_of")
@@ -103,9 +125,80 @@ def _selector_ids_or_filter(sel: g.PointsSelector) -> tuple[list[Any] | None, An
     raise BadRequest("Wrong input: empty points selector")
 
 
-def _no_shard_keys(request: Any) -> None:
+def _selector(request: Any) -> g.ShardKeySelector | None:
     if "shard_key_selector" in request.DESCRIPTOR.fields_by_name and request.HasField("shard_key_selector"):
-        raise Unsupported("shard keys are not supported by this test server")
+        return request.shard_key_selector
+    return None
+
+
+def _id_order(pid: Any) -> tuple[int, int]:
+    """Qdrant's point order: integer ids, then UUIDs."""
+    return (0, pid) if isinstance(pid, int) else (1, uuid.UUID(str(pid)).int)
+
+
+def _ids_or_filter(sel: Any) -> tuple[list[Any] | None, Any]:
+    if sel is None:
+        raise BadRequest("Wrong input: points_selector is required")
+    return _selector_ids_or_filter(sel)
+
+
+def _upsert_op(m: Any) -> Any:
+    points = [cv.point_in(p) for p in m.points]
+    kw: dict[str, Any] = {}
+    if m.HasField("update_filter"):
+        kw["condition"] = cv.filter_in(m.update_filter)
+    if m.HasField("update_mode"):
+        kw["update_mode"] = {g.UpdateMode.InsertOnly: q.UpdateMode.InsertOnly,
+                             g.UpdateMode.UpdateOnly: q.UpdateMode.UpdateOnly}.get(m.update_mode, q.UpdateMode.Upsert)
+    return q.UpdateOperation.upsert_points(points, **kw)
+
+
+def _delete_op(sel: g.PointsSelector) -> Any:
+    ids, flt = _selector_ids_or_filter(sel)
+    return q.UpdateOperation.delete_points(ids) if ids is not None else q.UpdateOperation.delete_points_by_filter(flt)
+
+
+def _payload_op(m: Any, name: str) -> Any:
+    payload = grpc_to_payload(m.payload)
+    key = m.key if m.HasField("key") else None
+    ids, flt = _ids_or_filter(m.points_selector if m.HasField("points_selector") else None)
+    if ids is not None:
+        return getattr(q.UpdateOperation, name)(ids, payload, key)
+    return getattr(q.UpdateOperation, f"{name}_by_filter")(flt, payload, key)
+
+
+def _delete_payload_op(m: Any) -> Any:
+    ids, flt = _ids_or_filter(m.points_selector if m.HasField("points_selector") else None)
+    keys = list(m.keys)
+    return (q.UpdateOperation.delete_payload(ids, keys) if ids is not None
+            else q.UpdateOperation.delete_payload_by_filter(flt, keys))
+
+
+def _clear_payload_op(sel: g.PointsSelector) -> Any:
+    ids, flt = _selector_ids_or_filter(sel)
+    return q.UpdateOperation.clear_payload(ids) if ids is not None else q.UpdateOperation.clear_payload_by_filter(flt)
+
+
+def _update_vectors_op(m: Any) -> Any:
+    pvs = [q.PointVectors(cv.point_id(p.id), cv.vectors_in(p.vectors)) for p in m.points]
+    flt = cv.filter_in(m.update_filter) if m.HasField("update_filter") else None
+    return q.UpdateOperation.update_vectors(pvs, condition=flt)
+
+
+def _delete_vectors_op(m: Any) -> Any:
+    ids, flt = _ids_or_filter(m.points_selector if m.HasField("points_selector") else None)
+    names = list(m.vectors.names)
+    return (q.UpdateOperation.delete_vectors(ids, names) if ids is not None
+            else q.UpdateOperation.delete_vectors_by_filter(flt, names))
+
+
+_BATCH_OPS: dict[str, Any] = {
+    "upsert": _upsert_op, "delete_points": lambda m: _delete_op(m.points), "delete_deprecated": _delete_op,
+    "set_payload": lambda m: _payload_op(m, "set_payload"),
+    "overwrite_payload": lambda m: _payload_op(m, "overwrite_payload"), "delete_payload": _delete_payload_op,
+    "clear_payload": lambda m: _clear_payload_op(m.points), "clear_payload_deprecated": _clear_payload_op,
+    "update_vectors": _update_vectors_op, "delete_vectors": _delete_vectors_op,
+}
 
 
 class Points(g.PointsServicer):
@@ -120,89 +213,109 @@ class Points(g.PointsServicer):
 
     def _update(self, request: Any, op: Any) -> g.PointsOperationResponse:
         t0 = time.perf_counter()
-        _no_shard_keys(request)
-        with self.store.get(request.collection_name).use() as shard:
-            shard.update(op)
+        with self.store.get(request.collection_name).use(_selector(request), write=True) as shards:
+            for shard in shards:
+                shard.update(op)
         return self._applied(t0, request.wait if request.HasField("wait") else False)
 
     # -- writes ----------------------------------------------------------------------------------
     def Upsert(self, request, context):  # noqa: N802
-        points = [cv.point_in(p) for p in request.points]  # converted before taking the collection lock
-        kw: dict[str, Any] = {}
-        if request.HasField("update_filter"):
-            kw["condition"] = cv.filter_in(request.update_filter)
-        if request.HasField("update_mode"):
-            kw["update_mode"] = {g.UpdateMode.InsertOnly: q.UpdateMode.InsertOnly,
-                                 g.UpdateMode.UpdateOnly: q.UpdateMode.UpdateOnly}.get(request.update_mode,
-                                                                                        q.UpdateMode.Upsert)
-        return self._update(request, q.UpdateOperation.upsert_points(points, **kw))
+        return self._update(request, _upsert_op(request))  # converted before taking the collection lock
 
     def Delete(self, request, context):  # noqa: N802
-        ids, flt = _selector_ids_or_filter(request.points)
-        op = q.UpdateOperation.delete_points(ids) if ids is not None else q.UpdateOperation.delete_points_by_filter(flt)
-        return self._update(request, op)
+        return self._update(request, _delete_op(request.points))
 
     def SetPayload(self, request, context):  # noqa: N802
-        return self._payload_op(request, "set_payload")
+        return self._update(request, _payload_op(request, "set_payload"))
 
     def OverwritePayload(self, request, context):  # noqa: N802
-        return self._payload_op(request, "overwrite_payload")
-
-    def _payload_op(self, request: Any, name: str) -> g.PointsOperationResponse:
-        payload = grpc_to_payload(request.payload)
-        key = request.key if request.HasField("key") else None
-        if not request.HasField("points_selector"):
-            raise BadRequest("Wrong input: points_selector is required")
-        ids, flt = _selector_ids_or_filter(request.points_selector)
-        if ids is not None:
-            op = getattr(q.UpdateOperation, name)(ids, payload, key)
-        else:
-            op = getattr(q.UpdateOperation, f"{name}_by_filter")(flt, payload, key)
-        return self._update(request, op)
+        return self._update(request, _payload_op(request, "overwrite_payload"))
 
     def DeletePayload(self, request, context):  # noqa: N802
-        if not request.HasField("points_selector"):
-            raise BadRequest("Wrong input: points_selector is required")
-        ids, flt = _selector_ids_or_filter(request.points_selector)
-        keys = list(request.keys)
-        op = (q.UpdateOperation.delete_payload(ids, keys) if ids is not None
-              else q.UpdateOperation.delete_payload_by_filter(flt, keys))
-        return self._update(request, op)
+        return self._update(request, _delete_payload_op(request))
 
     def ClearPayload(self, request, context):  # noqa: N802
-        ids, flt = _selector_ids_or_filter(request.points)
-        op = q.UpdateOperation.clear_payload(ids) if ids is not None else q.UpdateOperation.clear_payload_by_filter(flt)
-        return self._update(request, op)
+        return self._update(request, _clear_payload_op(request.points))
+
+    def UpdateVectors(self, request, context):  # noqa: N802
+        return self._update(request, _update_vectors_op(request))
+
+    def DeleteVectors(self, request, context):  # noqa: N802
+        return self._update(request, _delete_vectors_op(request))
+
+    def UpdateBatch(self, request, context):  # noqa: N802
+        """The operations in order, under one hold of the collection lock (no other call sees half of them)."""
+        t0 = time.perf_counter()
+        ops = []
+        for o in request.operations:
+            kind = o.WhichOneof("operation")
+            m = getattr(o, kind) if kind else None
+            build = _BATCH_OPS.get(kind or "")
+            if build is None:
+                raise BadRequest(f"Wrong input: unknown batch operation {kind!r}")
+            ops.append((build(m), _selector(m)))
+        c = self.store.get(request.collection_name)
+        with c.lock:
+            for op, selector in ops:
+                with c.use(selector, write=True) as shards:
+                    for shard in shards:
+                        shard.update(op)
+        wait = request.wait if request.HasField("wait") else False
+        status = g.UpdateStatus.Completed if wait else g.UpdateStatus.Acknowledged
+        return g.UpdateBatchResponse(result=[g.UpdateResult(operation_id=next(self._ops), status=status)
+                                             for _ in ops], time=_since(t0))
+
+    def _every_shard(self, request: Any, op: Any) -> g.PointsOperationResponse:
+        t0 = time.perf_counter()
+        with self.store.get(request.collection_name).use() as shards:
+            for shard in shards:
+                shard.update(op)
+        return self._applied(t0, request.wait if request.HasField("wait") else False)
 
     def CreateFieldIndex(self, request, context):  # noqa: N802
-        return self._update(request, q.UpdateOperation.create_field_index(request.field_name, cv.field_schema(request)))
+        op = q.UpdateOperation.create_field_index(request.field_name, cv.field_schema(request))
+        return self._every_shard(request, op)
 
     def DeleteFieldIndex(self, request, context):  # noqa: N802
-        return self._update(request, q.UpdateOperation.delete_field_index(request.field_name))
+        return self._every_shard(request, q.UpdateOperation.delete_field_index(request.field_name))
 
     # -- reads -----------------------------------------------------------------------------------
     def Get(self, request, context):  # noqa: N802
         t0 = time.perf_counter()
-        _no_shard_keys(request)
         ids = [cv.point_id(p) for p in request.ids]
         wp = cv.with_payload(request.with_payload, request.HasField("with_payload"))
         wv = cv.with_vectors(request.with_vectors, request.HasField("with_vectors"))
-        with self.store.get(request.collection_name).use() as shard:
-            recs = shard.retrieve(ids, with_payload=wp, with_vector=wv)
-        return g.GetResponse(result=[cv.record_out(r) for r in recs], time=_since(t0))
+        recs: dict[Any, Any] = {}
+        with self.store.get(request.collection_name).use(_selector(request)) as shards:
+            for shard in shards:
+                for r in shard.retrieve(ids, with_payload=wp, with_vector=wv):
+                    recs.setdefault(str(r.id), r)
+        return g.GetResponse(result=[cv.record_out(r) for r in recs.values()], time=_since(t0))
 
     def Scroll(self, request, context):  # noqa: N802
         t0 = time.perf_counter()
-        _no_shard_keys(request)
-        req = q.ScrollRequest(
-            offset=cv.point_id(request.offset) if request.HasField("offset") else None,
-            limit=request.limit if request.HasField("limit") else 10,
-            filter=cv.optional_filter(request),
-            with_payload=cv.with_payload(request.with_payload, request.HasField("with_payload")),
-            with_vector=cv.with_vectors(request.with_vectors, request.HasField("with_vectors")),
-            order_by=cv.order_by(request.order_by) if request.HasField("order_by") else None)
-        with self.store.get(request.collection_name).use() as shard:
-            recs, nxt = shard.scroll(req)
+        limit = request.limit if request.HasField("limit") else 10
+
+        def scroll_request(n: int) -> Any:
+            return q.ScrollRequest(
+                offset=cv.point_id(request.offset) if request.HasField("offset") else None, limit=n,
+                filter=cv.optional_filter(request),
+                with_payload=cv.with_payload(request.with_payload, request.HasField("with_payload")),
+                with_vector=cv.with_vectors(request.with_vectors, request.HasField("with_vectors")),
+                order_by=cv.order_by(request.order_by) if request.HasField("order_by") else None)
+
+        with self.store.get(request.collection_name).use(_selector(request)) as shards:
+            if len(shards) == 1:
+                recs, nxt = shards[0].scroll(scroll_request(limit))
+            elif request.HasField("order_by"):
+                raise Unsupported("order_by across several shard keys is not supported by this test server")
+            else:  # merge the shards' pages in id order; the first left over is the next offset
+                merged: dict[Any, Any] = {}
+                for shard in shards:
+                    for r in shard.scroll(scroll_request(limit + 1))[0]:
+                        merged.setdefault(_id_order(r.id), r)
+                page = [merged[k] for k in sorted(merged)]
+                recs, nxt = page[:limit], (page[limit].id if len(page) > limit else None)
         out = g.ScrollResponse(result=[cv.record_out(r) for r in recs], time=_since(t0))
         if nxt is not None:
             out.next_page_offset.CopyFrom(cv.point_id_out(nxt))
@@ -210,31 +323,52 @@ class Points(g.PointsServicer):
 
     def Count(self, request, context):  # noqa: N802
         t0 = time.perf_counter()
-        _no_shard_keys(request)
         req = q.CountRequest(exact=request.exact if request.HasField("exact") else True,
                              filter=cv.optional_filter(request))
-        with self.store.get(request.collection_name).use() as shard:
-            n = shard.count(req)
+        with self.store.get(request.collection_name).use(_selector(request)) as shards:
+            n = sum(shard.count(req) for shard in shards)
         return g.CountResponse(result=g.CountResult(count=n), time=_since(t0))
 
     def _query(self, name: str, requests: list[Any]) -> list[list[g.ScoredPoint]]:
-        """Run ``QueryPoints``-like messages (converted under the lock: a query by id reads the shard)."""
+        """Run ``QueryPoints`` / ``SearchPoints`` messages (converted under the lock: a query by id reads the shard).
+
+        Over several shard keys each shard answers ``offset + limit`` points, merged by score as the
+        distance orders it (or by ``order_by``), then cut to the page.
+        """
         for m in requests:
-            _no_shard_keys(m)
             if "lookup_from" in m.DESCRIPTOR.fields_by_name and m.HasField("lookup_from"):
                 raise Unsupported("lookup_from is not supported by this test server")
-        with self.store.get(name).use() as shard:
+        c = self.store.get(name)
+        with c.use(_selector(requests[0])) as shards:
             def lookup(pid: Any, using: str | None) -> Any:
-                recs = shard.retrieve([pid], with_payload=False, with_vector=[using or ""])
-                if not recs:
-                    raise NotFound(f"Not found: No point with id {pid} found")
-                v = recs[0].vector
-                return v.get(using or "") if isinstance(v, dict) else v
+                for shard in shards:
+                    recs = shard.retrieve([pid], with_payload=False, with_vector=[using or ""])
+                    if recs:
+                        v = recs[0].vector
+                        return v.get(using or "") if isinstance(v, dict) else v
+                raise NotFound(f"Not found: No point with id {pid} found")
 
-            reqs = [cv.query_request(m, lookup) if isinstance(m, g.QueryPoints) else cv.search_request(m)
-                    for m in requests]
-            results = shard.query_batch(q.QueryBatchRequest(reqs)) if len(reqs) > 1 else [shard.query(reqs[0])]
-        return [[cv.scored_out(p) for p in res] for res in results]
+            def convert(m: Any) -> Any:
+                return cv.query_request(m, lookup) if isinstance(m, g.QueryPoints) else cv.search_request(m)
+
+            if len(shards) == 1:
+                reqs = [convert(m) for m in requests]
+                results = shards[0].query_batch(q.QueryBatchRequest(reqs)) if len(reqs) > 1 \
+                    else [shards[0].query(reqs[0])]
+                return [[cv.scored_out(p) for p in res] for res in results]
+            out = []
+            for m in requests:
+                page = type(m)()
+                page.CopyFrom(m)
+                offset = m.offset if m.HasField("offset") else 0
+                limit = m.limit if isinstance(m, g.SearchPoints) or m.HasField("limit") else 10
+                page.limit = offset + limit
+                page.ClearField("offset")
+                req = convert(page)
+                hits = [p for shard in shards for p in shard.query(req)]
+                hits.sort(key=_score_order(c.config, m))
+                out.append([cv.scored_out(p) for p in hits[offset:offset + limit]])
+            return out
 
     def Query(self, request, context):  # noqa: N802
         t0 = time.perf_counter()
@@ -255,6 +389,20 @@ class Points(g.PointsServicer):
         t0 = time.perf_counter()
         results = self._query(request.collection_name, list(request.search_points)) if request.search_points else []
         return g.SearchBatchResponse(result=[g.BatchResult(result=r) for r in results], time=_since(t0))
+
+
+def _score_order(config: g.CollectionConfig, m: Any) -> Any:
+    """The sort key that puts the best hits of a query first (distances ascending, similarities descending)."""
+    if isinstance(m, g.QueryPoints) and m.HasField("query") and m.query.WhichOneof("variant") == "order_by":
+        desc = m.query.order_by.HasField("direction") and m.query.order_by.direction == g.Direction.Desc
+        return lambda p: -p.order_value if desc else p.order_value
+    using = (m.using if isinstance(m, g.QueryPoints) else m.vector_name) if m.HasField(
+        "using" if isinstance(m, g.QueryPoints) else "vector_name") else ""
+    fused = isinstance(m, g.QueryPoints) and m.HasField("query") and m.query.WhichOneof("variant") in ("fusion", "rrf")
+    params = dense_vectors(config).get(using)
+    if not fused and params is not None and params.distance in (g.Distance.Euclid, g.Distance.Manhattan):
+        return lambda p: p.score
+    return lambda p: -p.score
 
 
 class Snapshots(g.SnapshotsServicer):

@@ -60,50 +60,138 @@ def edge_error(e: BaseException) -> RpcFail:
     return BadRequest(msg if msg.startswith("Wrong input") else f"Wrong input: {msg}")
 
 
-class Collection:
-    """One collection: its config, its shard and the lock that serializes calls on it."""
+ShardKey = tuple[str, Any]  # ("keyword", "eu") | ("number", 7)
 
-    def __init__(self, name: str, path: Path, config: g.CollectionConfig, created_at: str, shard: Any) -> None:
+
+def shard_key(k: g.ShardKey) -> ShardKey:
+    kind = k.WhichOneof("key")
+    if kind is None:
+        raise BadRequest("Wrong input: empty shard key")
+    return kind, getattr(k, kind)
+
+
+def shard_key_out(k: ShardKey) -> g.ShardKey:
+    return g.ShardKey(**{k[0]: k[1]})
+
+
+def _key_dir(k: ShardKey) -> str:
+    return f"{k[0]}-{str(k[1]).encode().hex()}"
+
+
+class Collection:
+    """One collection: its config, its shards and the lock that serializes calls on it.
+
+    Auto sharding: one Edge shard (``shard/``).  Custom sharding: one Edge shard per shard key
+    (``shards/<key>/``), created by CreateShardKey; writes name their shard keys, reads without a
+    selector see every shard.
+    """
+
+    def __init__(self, name: str, path: Path, config: g.CollectionConfig, created_at: str,
+                 keys: list[ShardKey] | None = None) -> None:
         self.name, self.path, self.config, self.created_at = name, path, config, created_at
-        self._shard = shard
+        self.custom = config.params.sharding_method == g.ShardingMethod.Custom
         self.lock = threading.RLock()
         self.deleted = False
+        self.shards: dict[ShardKey | None, Any] = {}
+        if not self.custom:
+            self.shards[None] = self._open(None)
+        for k in keys or []:
+            self.shards[k] = self._open(k)
+
+    def _shard_path(self, key: ShardKey | None) -> Path:
+        return self.path / "shard" if key is None else self.path / "shards" / _key_dir(key)
+
+    def _open(self, key: ShardKey | None, config: g.CollectionConfig | None = None) -> Any:
+        d = self._shard_path(key)
+        cfg = edge_config(config or self.config)
+        return q.EdgeShard.load(str(d), cfg) if d.exists() else q.EdgeShard.create(str(d), cfg)
 
     @contextmanager
-    def use(self) -> Iterator[Any]:
-        """The shard, held under the collection lock (NOT_FOUND once the collection is deleted)."""
+    def use(self, selector: g.ShardKeySelector | None = None, write: bool = False) -> Iterator[list[Any]]:
+        """The shards a call addresses, held under the collection lock (NOT_FOUND once deleted)."""
         with self.lock:
             if self.deleted:
                 raise NotFound(f"Not found: Collection `{self.name}` doesn't exist!")
             try:
-                yield self._shard
+                yield self._select(selector, write)
             except RpcFail:
                 raise
             except Exception as e:  # the binding raises bare Exceptions for bad input
                 raise edge_error(e) from e
 
+    def _select(self, selector: g.ShardKeySelector | None, write: bool) -> list[Any]:
+        if not self.custom:
+            if selector is not None and selector.shard_keys:
+                raise BadRequest("Wrong input: Shard key selector is not allowed for a collection with auto sharding")
+            return [self.shards[None]]
+        if selector is None or not selector.shard_keys:
+            if write:
+                raise BadRequest("Wrong input: Shard key not specified: this collection uses custom sharding")
+            return list(self.shards.values())
+        out = []
+        for k in selector.shard_keys:
+            key = shard_key(k)
+            if key not in self.shards:
+                raise NotFound(f"Not found: Shard key {key[1]} not found in collection {self.name}")
+            out.append(self.shards[key])
+        return out
+
     def save(self) -> None:
+        keys = [{k[0]: k[1]} for k in self.shards if k is not None]
         _write_json(self.path / "collection.json", {
-            "config": json_format.MessageToDict(self.config), "created_at": self.created_at})
+            "config": json_format.MessageToDict(self.config), "created_at": self.created_at, "shard_keys": keys})
 
     def reconfigure(self, req: g.UpdateCollection) -> None:
-        """Apply an update: reopen the shard with the new config, then run the optimizers (synchronously)."""
+        """Apply an update: reopen the shards with the new config, then run the optimizers (synchronously)."""
         with self.use():
             new = apply_update(self.config, req)
-            self._shard.close()
-            try:
-                self._shard = q.EdgeShard.load(str(self.path / "shard"), edge_config(new))
-            except Exception as e:
-                self._shard = q.EdgeShard.load(str(self.path / "shard"), edge_config(self.config))
-                raise BadRequest(f"Wrong input: Qdrant Edge cannot apply this update: {e}") from e
+            edge_config(new)
+            for key, shard in list(self.shards.items()):
+                shard.close()
+                try:
+                    self.shards[key] = self._open(key, new)
+                except Exception as e:
+                    self.shards[key] = self._open(key)
+                    raise BadRequest(f"Wrong input: Qdrant Edge cannot apply this update: {e}") from e
             self.config = new
             self.save()
-            self._shard.optimize()
+            for shard in self.shards.values():
+                shard.optimize()
+
+    def create_shard_key(self, key: ShardKey) -> bool:
+        with self.use():
+            if not self.custom:
+                raise BadRequest(f"Wrong input: collection {self.name} does not use custom sharding")
+            if key in self.shards:
+                raise RpcFail(f"Wrong input: Shard key {key[1]} already exists", "ALREADY_EXISTS")
+            shard = self._open(key)
+            others = [s for k, s in self.shards.items() if k is not None]
+            if others:  # a new shard gets the payload indexes the others have
+                for field, idx in others[0].info().payload_schema.items():
+                    shard.update(q.UpdateOperation.create_field_index(field, idx.data_type))
+            self.shards[key] = shard
+            self.save()
+            return True
+
+    def delete_shard_key(self, key: ShardKey) -> bool:
+        with self.use():
+            shard = self.shards.pop(key, None)
+            if shard is None:
+                raise NotFound(f"Not found: Shard key {key[1]} not found in collection {self.name}")
+            shard.close()
+            self.save()
+            shutil.rmtree(self._shard_path(key), ignore_errors=True)
+            return True
+
+    def flush(self) -> None:
+        for shard in self.shards.values():
+            shard.flush()
 
     def close(self) -> None:
         with self.lock:
             self.deleted = True
-            self._shard.close()
+            for shard in self.shards.values():
+                shard.close()
 
 
 class Store:
@@ -120,8 +208,8 @@ class Store:
                 continue
             data = json.loads(meta.read_text())
             cfg = json_format.ParseDict(data["config"], g.CollectionConfig())
-            shard = q.EdgeShard.load(str(d / "shard"), edge_config(cfg))
-            self.collections[d.name] = Collection(d.name, d, cfg, data["created_at"], shard)
+            keys = [next(iter(k.items())) for k in data.get("shard_keys", [])]
+            self.collections[d.name] = Collection(d.name, d, cfg, data["created_at"], keys)
         alias_file = self.root / "aliases.json"
         if alias_file.exists():
             self.aliases = {a: c for a, c in json.loads(alias_file.read_text()).items() if c in self.collections}
@@ -162,11 +250,10 @@ class Store:
                 shutil.rmtree(d)
             d.mkdir(parents=True)
             try:
-                shard = q.EdgeShard.create(str(d / "shard"), edge_config(cfg))
+                c = Collection(name, d, cfg, datetime.now(UTC).isoformat())
             except Exception as e:
                 shutil.rmtree(d, ignore_errors=True)
                 raise BadRequest(f"Wrong input: {e}") from e
-            c = Collection(name, d, cfg, datetime.now(UTC).isoformat(), shard)
             c.save()
             self.collections[name] = c
 
@@ -239,12 +326,13 @@ class Store:
         d.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC)
         snap = d / f"{c.name}-{stamp.strftime('%Y-%m-%d-%H-%M-%S')}-{uuid.uuid4().hex[:8]}.snapshot"
-        with c.use() as shard:
-            shard.flush()
+        with c.use():
+            c.flush()
             tmp = snap.with_name(f".{snap.name}.tmp")
             with tarfile.open(tmp, "w") as tar:
-                tar.add(c.path / "shard", arcname="shard")
-                tar.add(c.path / "collection.json", arcname="collection.json")
+                for part in ("shard", "shards", "collection.json"):
+                    if (c.path / part).exists():
+                        tar.add(c.path / part, arcname=part)
             os.replace(tmp, snap)
         return self._describe(snap)
 

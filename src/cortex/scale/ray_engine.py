@@ -30,7 +30,7 @@ def _ray() -> Any:
     try:
         import ray
     except ImportError as e:
-        raise MissingExtraError(f"--engine ray needs Ray: pip install 'cortex[ray]' ({e})") from e
+        raise MissingExtraError(f"--engine ray needs Ray: pip install 'cortex-qdrant[ray]' ({e})") from e
     return ray
 
 

@@ -109,7 +109,9 @@ class Batch:
     def location(self, i: int) -> str:
         if self.locations is not None:
             return self.locations[i]
-        return f"record id={self.ids[i]!r}"
+        from cortex.ids import plain_id
+
+        return f"record id={plain_id(self.ids[i])!r}"
 
 
 @dataclass
@@ -260,7 +262,7 @@ def require(module: str, extra: str, kind: str) -> Any:
         return importlib.import_module(module)
     except ImportError as e:
         raise MissingExtraError(
-            f"the {kind} source needs the '{module}' package: pip install 'cortex[{extra}]' ({e})"
+            f"the {kind} source needs the '{module}' package: pip install 'cortex-qdrant[{extra}]' ({e})"
         ) from e
 
 
@@ -299,8 +301,9 @@ def even_ranges(total: int, n: int) -> list[tuple[int, int]]:
     return [(bounds[k], bounds[k + 1]) for k in range(n)]
 
 
-def check_exists(path: str) -> Path:
+def check_exists(path: str, flag: str = "--source") -> Path:
+    """``path`` as a Path, or one line naming the option (``flag``) whose path is wrong."""
     p = Path(path)
     if not p.exists():
-        raise SourceError(f"{path}: no such file or directory; check the --source path")
+        raise SourceError(f"{path}: no such file or directory; check the {flag} path")
     return p

@@ -243,7 +243,7 @@ class FaissSource(Source):
         if not path:
             return None
         if self._meta is None:
-            check_exists(path)
+            check_exists(path, "--metadata")
             try:
                 obj = orjson.loads(Path(path).read_bytes())
             except (orjson.JSONDecodeError, OSError) as e:

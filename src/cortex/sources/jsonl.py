@@ -1,7 +1,12 @@
-"""JSONL of ``{"id", "vector", "payload"}`` per line: the seed's export format."""
+"""JSONL of ``{"id", "vector", "payload"}`` per line: the migration guide's export format.
+
+Plain, gzip (``.jsonl.gz``) or zstandard (``.jsonl.zst``), read transparently; a UTF-8 byte
+order mark at the start is ignored; integer ids beyond 64 bits are kept exactly.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,16 +14,19 @@ from typing import Any
 import numpy as np
 import orjson
 
+from cortex import compressed
 from cortex.errors import SourceError
 from cortex.sources.base import Batch, Rejected, Source, SourceInfo, check_exists
+
+BOM = b"\xef\xbb\xbf"
+SUFFIXES = (".jsonl", ".ndjson")
 
 
 def count_lines(path: str, start: int = 0, end: int | None = None) -> int:
     """Lines of the file (or of its bytes ``start..end``), a last line without a newline included."""
     n = 0
     last = b"\n"
-    with open(path, "rb") as f:
-        f.seek(start)
+    with compressed.open_read(path, start) as f:
         left = end - start if end is not None else None
         while chunk := f.read(1 << 24 if left is None else min(1 << 24, left)):
             n += chunk.count(b"\n")
@@ -28,6 +36,16 @@ def count_lines(path: str, start: int = 0, end: int | None = None) -> int:
                 if left <= 0:
                     break
     return n + (last != b"\n")
+
+
+def loads(line: bytes) -> Any:
+    """One JSON line; an integer id beyond 64 bits (which orjson reads as a float) is kept exact."""
+    obj = orjson.loads(line)
+    if isinstance(obj, dict) and isinstance(obj.get("id"), float):
+        exact = json.loads(line).get("id")  # the stdlib parser keeps big integers as int
+        if isinstance(exact, int):
+            obj["id"] = exact
+    return obj
 
 
 def parse_record(obj: Any, where: str) -> tuple[Any, Any, dict[str, Any]]:
@@ -47,34 +65,44 @@ def parse_record(obj: Any, where: str) -> tuple[Any, Any, dict[str, Any]]:
 
 class JsonlSource(Source):
     kind = "jsonl"
-    description = 'JSONL lines of {"id", "vector", "payload"} (the seed export format)'
+    description = 'JSONL lines of {"id", "vector", "payload"}, plain, .gz or .zst (the migration guide\'s export)'
 
     @classmethod
     def detect(cls, path: str) -> bool:
         p = Path(path)
         if not p.is_file():
             return False
-        if p.suffix.lower() in (".jsonl", ".ndjson"):
+        suffix = compressed.inner_suffix(p)
+        if suffix in SUFFIXES:
             return True
-        if p.suffix.lower() == ".json":
-            with open(p, "rb") as f:
-                head = f.readline(1 << 20)
+        if suffix == ".json":
             try:
+                with compressed.open_read(p) as f:
+                    head = f.readline(1 << 20).removeprefix(BOM)
                 obj = orjson.loads(head)
-            except orjson.JSONDecodeError:
+            except (orjson.JSONDecodeError, *compressed.read_errors()):
                 return False
             return isinstance(obj, dict) and "vector" in obj
         return False
 
     def info(self) -> SourceInfo:
         check_exists(self.path)
+        try:
+            return self._info()
+        except compressed.read_errors() as e:
+            raise SourceError(f"{self.path}: cannot read the {compressed.codec(self.path) or 'file'} data ({e}); "
+                              "is the file complete?") from e
+
+    def _info(self) -> SourceInfo:
         dim = None
-        with open(self.path, "rb") as f:
+        with compressed.open_read(self.path) as f:
             for lineno, line in enumerate(f, 1):
+                if lineno == 1:
+                    line = line.removeprefix(BOM)
                 if not line.strip():
                     continue
                 try:
-                    _, vec, _ = parse_record(orjson.loads(line), "")
+                    _, vec, _ = parse_record(loads(line), "")
                     dim = len(vec)
                     break
                 except (orjson.JSONDecodeError, ValueError):
@@ -124,11 +152,17 @@ class JsonlSource(Source):
 
     def batches(self, batch_size: int, resume: Any = None) -> Iterator[Batch]:
         check_exists(self.path)
+        try:
+            yield from self._batches(batch_size, resume)
+        except compressed.read_errors() as e:
+            raise SourceError(f"{self.path}: cannot read the {compressed.codec(self.path) or 'file'} data ({e}); "
+                              "is the file complete?") from e
+
+    def _batches(self, batch_size: int, resume: Any = None) -> Iterator[Batch]:
         lo, end = self.scope["bytes"] if self.scope else (0, None)
         offset, lineno = (resume["offset"], resume["line"]) if resume else (lo, self.scope["line"] if self.scope else 0)
         dim: int | None = None
-        with open(self.path, "rb") as f:
-            f.seek(offset)
+        with compressed.open_read(self.path, offset) as f:
             ids: list[Any] = []
             vecs: list[list[float]] = []
             payloads: list[dict[str, Any]] = []
@@ -140,9 +174,11 @@ class JsonlSource(Source):
                 lineno += 1
                 offset += len(line)
                 where = f"{self.path}:{lineno}"
+                if lineno == 1:
+                    line = line.removeprefix(BOM)
                 if line.strip():
                     try:
-                        obj = orjson.loads(line)
+                        obj = loads(line)
                     except orjson.JSONDecodeError as e:
                         rejected.append(Rejected(where, f"malformed JSON ({e})", raw=line.decode("utf-8", "replace")))
                         obj = None

@@ -1,6 +1,6 @@
 """A directory tree of per-vector ``.npy`` files with optional ``.json`` sidecars (id = file stem).
 
-This is the seed's "From Numpy Files" layout.  Files are read in a stable order (sorted
+This is the migration guide's "From Numpy Files" layout.  Files are read in a stable order (sorted
 per directory, depth first), so a resume cursor is the number of files already consumed.
 """
 

@@ -29,13 +29,10 @@ class NpyMatrixSource(Source):
 
     @classmethod
     def detect(cls, path: str) -> bool:
+        # Any single .npy file is this kind: a 1-D or unreadable one then gets its own message
+        # ("expected a 2-D matrix", "not a readable .npy file"), not "cannot tell what kind".
         p = Path(path)
-        if not (p.is_file() and p.suffix.lower() == ".npy"):
-            return False
-        try:
-            return len(npy_shape(p)[0]) == 2
-        except (ValueError, OSError):
-            return False
+        return p.is_file() and p.suffix.lower() == ".npy"
 
     def _matrix(self) -> np.ndarray:
         check_exists(self.path)
@@ -55,7 +52,7 @@ class NpyMatrixSource(Source):
         path = self.options.ids
         if not path:
             return None
-        check_exists(path)
+        check_exists(path, "--ids")
         if path.endswith(".npy"):
             ids = np.load(path, mmap_mode="r", allow_pickle=False)
             ids = ids if ids.dtype.kind in "iu" else ids.astype(str)
@@ -85,7 +82,7 @@ class NpyMatrixSource(Source):
         start = resume["row"] if resume else first
         pf = None
         if self.options.payloads:
-            check_exists(self.options.payloads)
+            check_exists(self.options.payloads, "--payloads")
             pf = open(self.options.payloads, "rb")  # noqa: SIM115 - closed in finally
             if resume:
                 pf.seek(resume["payload_offset"])
@@ -119,13 +116,15 @@ class NpyMatrixSource(Source):
                         except ValueError as e:
                             rejected.append(Rejected(where, f"payload line is not a JSON object ({e})",
                                                      id=_scalar(bid[row - lo]), raw=line.decode("utf-8", "replace")))
+                rows = range(lo, hi)
                 if keep is not None and len(keep) < hi - lo:
                     vecs = vecs[keep]
                     bid = [bid[i] for i in keep]
+                    rows = [lo + i for i in keep]
                 cursor = {"row": hi, "payload_offset": pf.tell() if pf else 0}
                 yield Batch(ids=bid if isinstance(bid, list) else _id_list(bid), vectors=vecs,
                             payloads=payloads, rejected=rejected, cursor=cursor,
-                            locations=None)
+                            locations=[f"{self.path}:row {r}" for r in rows])
                 _release(m, hi)
         finally:
             if pf is not None:

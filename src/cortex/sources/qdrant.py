@@ -2,7 +2,8 @@
 
 This makes embedded -> server a one-liner (the path from a laptop trial to production):
 ``cortex qdrant migrate --source ./qdrant_storage/code --target code --url https://...``.
-Server sources are ``http(s)://host:port`` (or ``local:PATH``) plus ``--source-collection``.
+Server sources are ``http(s)://host:port`` (or ``local:PATH``) plus ``--source-collection``, read over
+gRPC on port 6334 (``--source-opt grpc_port=P`` for another; ``--source-opt prefer_grpc=false`` for REST).
 An embedded shard is copied to a temporary directory first, because opening a shard
 replays and rewrites its WAL: the user's source is never written.
 
@@ -59,7 +60,13 @@ class QdrantSource(Source):
             name = self.options.collection
             if not name:
                 raise SourceError(f"{self.path}: pass --source-collection NAME to say which collection to read")
-            t = ServerTarget(self.path, api_key=self.options.api_key or self.options.extra.get("api_key"))
+            extra = self.options.extra
+            try:
+                grpc_port = int(extra.get("grpc_port", 6334))
+            except ValueError as e:
+                raise SourceError(f"--source-opt grpc_port={extra['grpc_port']!r}: expected a port number") from e
+            t = ServerTarget(self.path, api_key=self.options.api_key or extra.get("api_key"), grpc_port=grpc_port,
+                             prefer_grpc=str(extra.get("prefer_grpc", "true")).lower() not in ("0", "false", "no"))
             t.ping()
         else:
             from cortex.targets.edge import EdgeTarget

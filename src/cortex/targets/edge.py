@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from cortex.errors import CollectionBusyError, CortexError, TargetError
+from cortex import disk_space
+from cortex.errors import CollectionBusyError, CortexError, DiskFullError, TargetError
 from cortex.ids import normalize_point_id
 from cortex.targets.base import CollectionInfo, StoredPoint, Target, split_vectors, stack_vectors
 
@@ -92,6 +93,7 @@ class EdgeTarget(Target):
         d = self._dir(name)
         if not (d / "edge_config.json").exists():
             raise TargetError(f"collection '{name}' does not exist in {self.root}")
+        disk_space.check_open(d, name)  # the engine maps (and on tmpfs fills) its files on load: SIGBUS if full
         try:
             shard = _q().EdgeShard.load(str(d), config)
         except Exception as e:  # the binding raises a bare Exception
@@ -100,6 +102,9 @@ class EdgeTarget(Target):
                     f"collection '{name}' in {self.root} is in use by another process "
                     "(a migration or another Cortex command); wait for it to finish or stop it"
                 ) from e
+            if "No space left on device" in str(e):
+                raise DiskFullError(f"not enough disk space in {d} to open collection '{name}' ({e}); free some "
+                                    "space and re-run") from e
             raise TargetError(f"cannot open collection '{name}' in {self.root}: {e}") from e
         self._shards[name] = shard
         return shard
@@ -155,6 +160,7 @@ class EdgeTarget(Target):
         elif d.exists():  # a create that died half-way: nothing acknowledged lives there yet
             shutil.rmtree(d)
         d.parent.mkdir(parents=True, exist_ok=True)
+        disk_space.check_create(self.root, name)
         threshold = 0 if defer_indexing else DEFAULT_INDEXING_THRESHOLD_KB
         self._shards[name] = _q().EdgeShard.create(str(d), self._edge_config(dim, distance, threshold, sparse, named))
 
@@ -172,6 +178,7 @@ class EdgeTarget(Target):
                named: dict[str, np.ndarray] | None = None) -> None:
         q = _q()
         shard = self._open(name)
+        disk_space.check_write(self._dir(name), name, _batch_bytes(vectors, payloads, named))
         pls = payloads if payloads is not None else repeat(None)
         # The binding reads a vector as a Python sequence of floats. Slices of a flat array.array
         # make each float as it is read (and free it at once), ~2.5x faster than rows of tolist(),
@@ -206,9 +213,17 @@ class EdgeTarget(Target):
         shard = self._open(name)
         shard.flush()
         cfg = self._config_json(name) or {}
+        dims = sum(int(v.get("size") or 0) for v in (cfg.get("vectors") or {}).values())
+        disk_space.check_index_build(self._dir(name), name, shard.info().points_count, dims)
         if (cfg.get("optimizers") or {}).get("indexing_threshold") == 0:
             shard = self._reindex(name, DEFAULT_INDEXING_THRESHOLD_KB)
-        shard.optimize()
+        try:
+            shard.optimize()
+        except Exception as e:  # the engine's own free-space check (the binding raises a bare Exception)
+            if "Not enough space" in str(e):
+                raise DiskFullError(f"not enough disk space in {self._dir(name)} to build the index of '{name}': "
+                                    f"{str(e).splitlines()[0][:200]}; free some space and re-run") from e
+            raise
         shard.flush()
 
     def optimize(self, name: str, wait: bool = True, progress: Any = None) -> CollectionInfo:
@@ -305,3 +320,13 @@ def _vector_dicts(q: Any, flat: array, d: int, n: int,
             if row is not None:
                 v[nm] = sv(row[0], row[1])
         yield v
+
+
+def _batch_bytes(vectors: np.ndarray, payloads: list[dict[str, Any]] | None,
+                 named: dict[str, np.ndarray] | None) -> int:
+    """About what a batch adds on disk: its vectors (WAL + storage) and a rough payload size."""
+    n = len(vectors)
+    size = 2 * int(np.asarray(vectors).nbytes) + sum(2 * int(a.nbytes) for a in (named or {}).values())
+    if payloads:
+        size += n * 512  # an estimate; a batch's payloads are not serialized twice just to weigh them
+    return size
