@@ -43,7 +43,7 @@ class QdrantGrpcServer:
         self.storage = Path(storage or self._tmp.name)  # type: ignore[union-attr]
         self.api_key = api_key
         cmd = [sys.executable, "-m", "tests.qdrant_grpc_server", "--port", "0", "--storage", str(self.storage),
-               "--workers", str(workers)]
+               "--workers", str(workers), "--exit-with-parent"]
         cmd += ["--api-key", api_key] if api_key else []
         cmd += ["--max-message-bytes", str(max_message_bytes)] if max_message_bytes else []
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}

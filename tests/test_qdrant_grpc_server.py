@@ -286,6 +286,9 @@ def test_custom_sharding_with_shard_keys(client) -> None:
     assert client.get_collection("sk").payload_schema["group"].points == 50
     client.delete("sk", points_selector=models.PointIdsList(points=[0, 1]), shard_key_selector="eu")
     assert client.count("sk").count == 48 and client.retrieve("sk", [0, 1, 2])[0].id == 2
+    client.set_payload("sk", payload={"seen": True}, points=[2, 35])  # no shard key: every shard
+    assert client.count("sk", count_filter=models.Filter(must=[models.FieldCondition(
+        key="seen", match=models.MatchValue(value=True))])).count == 2
     client.delete_shard_key("sk", "us")
     assert client.count("sk").count == 28
     assert code_of(lambda: client.count("sk", shard_key_selector="us")) == grpc.StatusCode.NOT_FOUND

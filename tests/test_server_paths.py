@@ -164,3 +164,21 @@ def test_both_upload_paths_store_the_same_points(qdrant_server_module, raw, tmp_
     order = [found.index(i) for i in ids]
     assert got[order].tobytes() == vecs.tobytes()  # bit-exact: -0.0, subnormals, max float
     assert [pls[k] for k in order] == payloads
+
+
+@pytest.mark.parametrize("kind", ["embedded", "edge-grpc"])
+def test_search_filter_on_a_boolean_payload_field(kind, qdrant_server_module, tmp_path):
+    """Qdrant Edge's Python binding reads ``MatchValue(True)`` as the integer 1: both targets must still match."""
+    vecs = vectors(40, 4, seed=8)
+    if kind == "embedded":
+        target = EdgeTarget(tmp_path / "qd")
+    else:
+        qdrant_server_module.reset()
+        target = qdrant_server_module.target()
+    with target as t:
+        t.create_collection("b", 4, "dot", defer_indexing=False)
+        t.upsert("b", list(range(40)), vecs, [{"flag": i % 4 == 0, "n": i} for i in range(40)])
+        [hits] = t.search("b", vecs[:1], k=40, filter={"flag": True})
+        assert sorted(pid for pid, _ in hits) == list(range(0, 40, 4))
+        [hits] = t.search("b", vecs[:1], k=40, filter={"flag": False, "n": 5})
+        assert [pid for pid, _ in hits] == [5]

@@ -87,6 +87,8 @@ def migrate(
     stop: threading.Event | None = None,
     on_event: Event | None = None,
     command: str | None = None,
+    lock_collection: bool = True,
+    config: Any = None,
     partitions: int | None = None,
     partition: int | None = None,
     finish: bool = False,
@@ -101,20 +103,34 @@ def migrate(
     (``restart=True`` starts over, recreating the collection when this migration created
     it); a finished migration is not redone.  ``build_index=False`` leaves a deferred index
     for a later :func:`optimize`.  Setting ``stop`` ends the run cleanly at a batch boundary
-    (status ``interrupted``, checkpoint saved).
+    (status ``interrupted``, checkpoint saved).  ``options.where`` migrates a subset, its own
+    resumable migration.  ``lock_collection=False``: the caller holds the embedded collection's
+    lock (a rollout running several subsets into one collection from one process).  ``config``: a
+    config file (``plan --output``) or a :class:`~cortex.collection_config.CollectionConfig`; a new
+    collection gets its settings and payload indexes.
 
     Partitions (:mod:`cortex.scale`): ``partitions=N, partition=I`` migrates piece I of N as its own
     resumable migration (its index is built by ``finish=True`` once every piece is done);
     ``engine="ray"`` runs all N pieces as Ray tasks, then finishes.
     """
     say = on_event or (lambda _m: None)
+    coll_cfg = None
+    if config is not None:
+        from cortex.plan.apply import config_for
+
+        coll_cfg = config_for(config, collection)
     shown = redact_url(source)  # no password in messages
     if batch_size < 1:
         raise SourceError("--batch-size must be at least 1")
     options = with_layout(options, layout)  # --layout travels in the source options (partitions, Ray tasks too)
-    args = {k: v for k, v in locals().items() if k not in ("say", "shown", "layout")}
+    args = {k: v for k, v in locals().items() if k not in ("say", "shown", "coll_cfg", "layout")}
     if engine not in ("local", "ray"):
         raise SourceError(f"--engine {engine!r}: choose local or ray")
+    if engine == "ray" and config is not None:
+        raise SourceError("--config with --engine ray: create the collection from the config first (migrate one "
+                          "--partition with --config, or `cortex qdrant setup --config`), then run without --config")
+    if finish:
+        args.pop("config", None)
     if engine == "ray":
         from cortex.scale.ray_engine import migrate_with_ray
 
@@ -136,7 +152,8 @@ def migrate(
     try:
         tgt, own = _target(target, dict(path=path, url=url, api_key=api_key, prefer_grpc=prefer_grpc,
                                         grpc_port=grpc_port))
-        mid = migration_id(source, tgt.location, collection)
+        where = _where_text(options)
+        mid = migration_id(source, tgt.location, collection, where)
         if dry_run:
             store = None
         elif piece is not None:
@@ -145,7 +162,7 @@ def migrate(
         else:
             store = StateStore(state_dir)
         if store is not None:
-            _lock(store, mid, source, tgt, collection)
+            _lock(store, mid, source, tgt, collection, lock_collection)
         rec = store.get(mid) if store is not None else None
         fp = orjson.loads(orjson.dumps(src.fingerprint(), option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS))
         if rec is not None and restart:
@@ -160,6 +177,14 @@ def migrate(
                 "versions of it: re-run with --restart to migrate it from the beginning"
             )
         info = src.info()
+        if coll_cfg is not None:
+            from cortex.plan.apply import check_fits
+            from cortex.sources.base import parse_distance
+
+            if info.dim:
+                check_fits(coll_cfg, str(config) if not hasattr(config, "name") else "--config", info.dim,
+                           parse_distance(distance) if distance else None)
+            distance = coll_cfg.vectors.distance
         if rec is not None:
             rec = _check_target(store, rec, tgt, say)
         if rec is not None and rec.status == "done":
@@ -189,7 +214,7 @@ def migrate(
                     id=mid, source=redact_url(source), source_kind=src.kind, target=tgt.location, collection=collection,
                     status="running", fingerprint=fp, cursor=None, counts=asdict(Counts()), dead_letter=None,
                     dead_letter_offset=0, total=None, created_collection=False, started=time.time(),
-                    updated=time.time(), pid=os.getpid())
+                    updated=time.time(), pid=os.getpid(), where=where)
             if resume is None:  # a fresh start (kept: the record of a run that died before its first checkpoint)
                 rec.counts, rec.dead_letter_offset, rec.seen_offset = asdict(Counts()), 0, 0
                 rec.started = time.time()
@@ -201,7 +226,7 @@ def migrate(
         saver = _Checkpointer(store, rec, checkpoint_seconds, flush=lambda: tgt.flush(collection))
         opts = PipelineOptions(batch_size=batch_size, workers=workers, id_field=id_field,
                                defer_indexing=defer_indexing, build_index=build_index, dry_run=dry_run,
-                               strict=strict,
+                               strict=strict, config=coll_cfg,
                                retry=RetryPolicy(retries=retries, max_seconds=retry_max_seconds,
                                                  on_retry=lambda a, d, e: say(f"retry {a}/{retries} in {d:.2f}s: {e}")))
         try:
@@ -283,10 +308,24 @@ def _on_phase(name: str, saver: _Checkpointer | None, say: Event) -> None:
         saver.phase(name)
 
 
-def _lock(store: StateStore, mid: str, source: str, tgt: Target, collection: str) -> None:
+def _where_expr(options: SourceOptions | None) -> Any:
+    from cortex.where import parse
+
+    return parse(options.where) if options is not None else None
+
+
+def _where_text(options: SourceOptions | None) -> str | None:
+    """The canonical text of ``options.where`` (so spacing and case of keywords name the same subset)."""
+    from cortex.where import parse, to_text
+
+    expr = parse(options.where) if options is not None else None
+    return to_text(expr) if expr is not None else None
+
+
+def _lock(store: StateStore, mid: str, source: str, tgt: Target, collection: str, collection_too: bool = True) -> None:
     """One process per migration (state lock) and, embedded, per collection (a lock file next to it)."""
     store.lock(mid, f"a migration of {redact_url(source)} into '{collection}'")
-    if tgt.kind == "embedded":
+    if tgt.kind == "embedded" and collection_too:
         store.lock_file("collection", Path(tgt.location) / ".cortex-locks" / f"{quote(collection, safe='')}.lock",
                         f"collection '{collection}' in {tgt.location} is being written by another migration "
                         "(pid {pid}); wait for it to finish or stop it first")
@@ -295,7 +334,13 @@ def _lock(store: StateStore, mid: str, source: str, tgt: Target, collection: str
 def _start_over(store: StateStore | None, rec: MigrationRecord, tgt: Target, say: Event, why: str) -> None:
     """Forget a migration's checkpoint; a collection it created is deleted, so the new run yields exactly the source."""
     assert store is not None
-    if (rec.created_collection or rec.phase == "creating") and rec.collection in tgt.list_collections():
+    if rec.where and rec.phase != "creating" and rec.collection in tgt.list_collections():
+        from cortex.where import parse
+
+        # a --where subset shares the collection with other subsets: only its own points go
+        say(f"{why}: deleting the points of '{rec.collection}' where {rec.where} to start this subset over")
+        tgt.delete_points(rec.collection, parse(rec.where))
+    elif (rec.created_collection or rec.phase == "creating") and rec.collection in tgt.list_collections():
         say(f"{why}: deleting collection '{rec.collection}' (created by this migration) to start over")
         tgt.delete_collection(rec.collection)
     if rec.seen_log:
@@ -389,7 +434,8 @@ def verify(collection: str, *, source: str | None = None, source_type: str | Non
             return verify_basic(tgt, collection, sample=3)
         with open_source(source, source_type, with_layout(options, layout)) as src:
             return verify_against_source(tgt, collection, src, full=full, sample=sample, tolerance=tolerance,
-                                         id_field=id_field, max_problems=max_problems, progress=progress)
+                                         id_field=id_field, max_problems=max_problems, progress=progress,
+                                         where=_where_expr(options))
     finally:
         if own:
             tgt.close()
@@ -470,6 +516,7 @@ def export(source: str, output: str, *, source_type: str | None = None, options:
         with compressed.open_write(tmp, compressed.codec(out)) as fh:
             for batch in src.batches(batch_size):
                 summary.read += batch.read
+                summary.skipped += batch.skipped
                 rejected = list(batch.rejected)
                 vecs = np.asarray(batch.vectors, dtype=np.float32)
                 ok = np.isfinite(vecs).all(axis=1) if len(batch) else np.ones(0, bool)
@@ -504,19 +551,27 @@ def compare(collection: str, *, source: str, source_type: str | None = None, opt
             num_queries: int = 200, queries: str | np.ndarray | None = None,
             filter: str | dict[str, Any] | None = None, min_recall: float = 0.95, ef: int | None = None,
             noise: float = 0.1, seed: int = 0, id_field: str = DEFAULT_ID_FIELD, memory_mb: float = 1024.0,
-            on_event: Event | None = None, layout: str | None = None) -> Any:
+            on_event: Event | None = None, config: Any = None, layout: str | None = None) -> Any:
     """Same queries on the old system and on Qdrant: recall@k vs exact truth, latency, overlap, score drift.
 
     Returns a :class:`cortex.parity.CompareResult`; ``.ok`` is False when Qdrant's recall is
     below ``min_recall``.  ``queries``: a .npy/.json/.jsonl file or an array (default: sampled
-    source vectors plus noise); ``filter``: ``"FIELD=VALUE"`` or ``{field: value}``.
+    source vectors plus noise); ``filter``: ``"FIELD=VALUE"`` or ``{field: value}``; ``config``: a config
+    file whose query-time parameters (hnsw_ef, quantization rescore / oversampling) Qdrant's searches use.
     """
     from cortex import parity
+    from cortex.plan.apply import with_search_params
 
     flt = parity.parse_filter(filter) if isinstance(filter, str) else filter
     tgt, own = _target(target, dict(path=path, url=url, api_key=api_key, prefer_grpc=prefer_grpc,
                                     grpc_port=grpc_port))
+    inner = tgt
     try:
+        tgt, sp = with_search_params(tgt, config, collection)
+        if sp is not None:
+            ef = ef or sp.hnsw_ef
+            if on_event:
+                on_event(f"searching with the config's query parameters: {sp.model_dump(exclude_none=True)}")
         info = tgt.collection_info(collection)
         if info is None:
             raise TargetError(f"collection '{collection}' does not exist at {tgt.location}; "
@@ -531,10 +586,10 @@ def compare(collection: str, *, source: str, source_type: str | None = None, opt
                 flt = {src.field_path(k): v for k, v in flt.items()}
             return parity.compare(tgt, collection, src, k=k, num_queries=num_queries, queries=qv, queries_how=how,
                                   filter=flt, min_recall=min_recall, ef=ef, noise=noise, seed=seed,
-                                  id_field=id_field, memory_mb=memory_mb, say=on_event)
+                                  id_field=id_field, memory_mb=memory_mb, say=on_event, where=_where_expr(options))
     finally:
         if own:
-            tgt.close()
+            inner.close()
 
 
 def benchmark(collection: str, *, num_queries: int = 1000, dimensions: int | None = None, limit: int = 10,
@@ -542,17 +597,23 @@ def benchmark(collection: str, *, num_queries: int = 1000, dimensions: int | Non
               source_type: str | None = None, options: SourceOptions | None = None, target: Target | None = None,
               path: str | None = None, url: str | None = None, api_key: str | None = None, prefer_grpc: bool = True,
               grpc_port: int = 6334, seed: int = 0, build_sample: int = 20_000, id_field: str = DEFAULT_ID_FIELD,
-              on_event: Event | None = None) -> Any:
+              on_event: Event | None = None, config: Any = None) -> Any:
     """The migration guide's latency benchmark, QPS per concurrency, an ef sweep and, with ``source``, old vs Qdrant.
 
     Returns a :class:`cortex.benchmark.BenchmarkResult`.  Queries are sampled from the
     collection (plus noise) unless ``dimensions`` asks for random vectors, as the migration guide does.
+    ``config``: search with a config file's query-time parameters (``--ef`` values still sweep hnsw_ef).
     """
     from cortex import benchmark as bench
+    from cortex.plan.apply import with_search_params
 
     tgt, own = _target(target, dict(path=path, url=url, api_key=api_key, prefer_grpc=prefer_grpc,
                                     grpc_port=grpc_port))
+    inner = tgt
     try:
+        tgt, sp = with_search_params(tgt, config, collection)
+        if sp is not None and on_event:
+            on_event(f"searching with the config's query parameters: {sp.model_dump(exclude_none=True)}")
         if source is None:
             return bench.benchmark(tgt, collection, num_queries=num_queries, dimensions=dimensions, limit=limit,
                                    concurrency=concurrency, ef=ef, seed=seed, id_field=id_field, say=on_event)
@@ -562,4 +623,14 @@ def benchmark(collection: str, *, num_queries: int = 1000, dimensions: int | Non
                                    id_field=id_field, say=on_event)
     finally:
         if own:
-            tgt.close()
+            inner.close()
+
+
+from cortex.plan.commands import plan  # noqa: E402,F401
+from cortex.rollout.commands import (  # noqa: E402,F401
+    rollout_plan,
+    rollout_promote,
+    rollout_revert,
+    rollout_run,
+    rollout_status,
+)

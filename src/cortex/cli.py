@@ -153,6 +153,9 @@ def migrate(
                                                      "retries.")] = 30.0,
     checkpoint_seconds: Annotated[float, typer.Option("--checkpoint-seconds", min=0, help="Save the checkpoint "
                                                       "at most this often (it is always saved on exit).")] = 1.0,
+    config: Annotated[str | None, typer.Option("--config", help="Create the collection from a config file "
+                                               "(`cortex qdrant plan --output`): vectors, HNSW, quantization, "
+                                               "payload indexes.")] = None,
     partitions: Annotated[int | None, typer.Option("--partitions", min=1, rich_help_panel="Scale out",
                                                    help="Split the source into N disjoint partitions.")] = None,
     partition: Annotated[int | None, typer.Option("--partition", min=0, rich_help_panel="Scale out",
@@ -201,7 +204,7 @@ def migrate(
             dead_letter=dead_letter, state_dir=state_dir, restart=restart, retries=retries,
             retry_max_seconds=retry_max_seconds, checkpoint_seconds=checkpoint_seconds,
             progress=RichProgress(f"migrate → {target}"), stop=stop,
-            on_event=lambda m: err.print(m, highlight=False, soft_wrap=True), command=command,
+            on_event=lambda m: err.print(m, highlight=False, soft_wrap=True), command=command, config=config,
             partitions=partitions, partition=partition, finish=finish, engine=engine, ray_address=ray_address,
             **target_kw)
     finally:
@@ -501,7 +504,7 @@ def _register_command_modules() -> None:
     """Commands that live in their own modules register themselves on ``qdrant`` when imported."""
     import importlib
 
-    for mod in ("cortex.cli_prove",):
+    for mod in ("cortex.cli_prove", "cortex.cli_rollout", "cortex.cli_plan"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:

@@ -55,6 +55,10 @@ SOURCE_FLAGS: list[tuple[str, Any, Any]] = [
                                           "LlamaIndex sources, else flat).", _S)], None),
     ("text_column", Annotated[str | None, _opt("--text-column", "Payload field holding the document text "
                                                "(pgvector, Parquet, LanceDB, JSONL ...), for --layout.", _S)], None),
+    ("where", Annotated[str | None, _opt(
+        "--where", "Only the records whose payload matches, e.g. \"workspace_id = 'ws-1' AND created_at >= "
+        "'2026-01-01'\" (=, !=, IN, <, <=, >, >= on numbers and ISO timestamps, AND/OR/NOT, parentheses); "
+        "pushed down to the store where it can filter. A subset is its own resumable migration.", _S)], None),
 ]
 
 _T = "Target"
@@ -73,7 +77,7 @@ def source_options(ids: str | None = None, payloads: str | None = None, metadata
                    dimensions: int | None = None, distance: str | None = None, source_collection: str | None = None,
                    table: str | None = None, query: str | None = None, vector_column: str | None = None,
                    id_column: str | None = None, trust_pickle: bool = False, source_opt: list[str] | None = None,
-                   source_api_key: str | None = None, layout: str | None = None,
+                   source_api_key: str | None = None, where: str | None = None, layout: str | None = None,
                    text_column: str | None = None) -> SourceOptions:
     """The flags of the Source panel as a :class:`SourceOptions`."""
     extra = {}
@@ -85,7 +89,7 @@ def source_options(ids: str | None = None, payloads: str | None = None, metadata
     return SourceOptions(ids=ids, payloads=payloads, metadata=metadata, dimensions=dimensions, distance=distance,
                          collection=source_collection, table=table, query=query, vector_column=vector_column,
                          id_column=id_column, trust_pickle=trust_pickle, extra=extra, api_key=source_api_key,
-                         layout=layout, text_column=text_column)
+                         where=where, layout=layout, text_column=text_column)
 
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]

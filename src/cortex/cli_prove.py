@@ -16,6 +16,9 @@ from cortex.cli_options import source_flags, target_flags
 from cortex.errors import CortexError, ExitCode
 from cortex.report import benchmark_page, compare_page
 
+ConfigOpt = Annotated[str | None, typer.Option("--config", help="A config file (`cortex qdrant plan --output`): "
+                                               "search with its query-time parameters (hnsw_ef, quantization "
+                                               "rescore / oversampling), as the application will.")]
 ReportOpt = Annotated[str | None, typer.Option("--report", help="Write FILE.html (+ FILE.json beside it) or "
                                                "FILE.json (+ FILE.html): tables and plots, self-contained.")]
 
@@ -65,6 +68,7 @@ def compare(
     seed: Annotated[int, typer.Option("--seed", help="Random seed for the query sample.")] = 0,
     report: ReportOpt = None,
     id_field: IdFieldOpt = "source_id",
+    config: ConfigOpt = None,
     json_out: JsonOpt = False,
     source_type: Any = None, source_opts: Any = None, target_kw: Any = None,
 ) -> None:
@@ -80,7 +84,7 @@ def compare(
     opts = source_opts
     r = api.compare(collection, source=source, source_type=source_type, options=opts, k=k,
                     num_queries=num_queries, queries=queries, filter=filter_, min_recall=min_recall, ef=ef,
-                    noise=noise, seed=seed, id_field=id_field,
+                    noise=noise, seed=seed, id_field=id_field, config=config,
                     on_event=None if json_out else (lambda m: err.print(m, highlight=False)),
                     **target_kw)
     d = r.to_dict()
@@ -135,6 +139,7 @@ def benchmark(
     seed: Annotated[int, typer.Option("--seed", help="Random seed for the queries.")] = 0,
     report: ReportOpt = None,
     id_field: IdFieldOpt = "source_id",
+    config: ConfigOpt = None,
     json_out: JsonOpt = False,
     source_type: Any = None, source_opts: Any = None, target_kw: Any = None,
 ) -> None:
@@ -151,7 +156,7 @@ def benchmark(
     opts = source_opts if source else None
     r = api.benchmark(collection, num_queries=num_queries, dimensions=dimensions, limit=limit, concurrency=conc,
                       ef=efs, source=source, source_type=source_type, options=opts, seed=seed, id_field=id_field,
-                      on_event=None if json_out else (lambda m: err.print(m, highlight=False)),
+                      config=config, on_event=None if json_out else (lambda m: err.print(m, highlight=False)),
                       **target_kw)
     d = r.to_dict()
     save_report(report, d, benchmark_page)

@@ -26,7 +26,7 @@ def vector_config(info: SourceInfo) -> tuple[dict[str, dict[str, Any]], dict[str
 def prepare_collection(target: Target, collection: str, dim: int, distance: str, defer_indexing: bool,
                        dry_run: bool, before_create: Callable[[], None] | None = None, *,
                        sparse: dict[str, dict[str, Any]] | None = None,
-                       named: dict[str, dict[str, Any]] | None = None) -> bool:
+                       named: dict[str, dict[str, Any]] | None = None, config: Any = None) -> bool:
     """Create the collection, or check an existing one matches. Returns True when created.
 
     ``sparse`` / ``named``: the extra vectors the source brings (:func:`vector_config`); an
@@ -38,7 +38,11 @@ def prepare_collection(target: Target, collection: str, dim: int, distance: str,
             if before_create is not None:
                 before_create()
             try:
-                if sparse or named:
+                if config is not None:  # migrate --config: the file's settings (vectors, HNSW, quantization, ...)
+                    target.create_collection(collection, dim, distance, defer_indexing=defer_indexing,
+                                             sparse=sparse or None, named=named or None,
+                                             config=_with_vectors(config, sparse, named))
+                elif sparse or named:
                     target.create_collection(collection, dim, distance, defer_indexing=defer_indexing,
                                              sparse=sparse or None, named=named or None)
                 else:
@@ -80,19 +84,39 @@ def prepare_collection(target: Target, collection: str, dim: int, distance: str,
     return False
 
 
+def _with_vectors(config: Any, sparse: dict[str, dict[str, Any]] | None,
+                  named: dict[str, dict[str, Any]] | None) -> Any:
+    """The config plus the extra vectors the source brings that it does not list."""
+    from cortex.collection_config import SparseVectorParams, VectorParams
+
+    add_named = {n: VectorParams(size=v["size"], distance=v["distance"]) for n, v in (named or {}).items()
+                 if n not in config.named_vectors}
+    add_sparse = {n: SparseVectorParams(modifier=v.get("modifier")) for n, v in (sparse or {}).items()
+                  if n not in config.sparse_vectors}
+    if not add_named and not add_sparse:
+        return config
+    return config.model_copy(update={"named_vectors": {**config.named_vectors, **add_named},
+                                     "sparse_vectors": {**config.sparse_vectors, **add_sparse}})
+
+
 def resolve_distance(info: SourceInfo, distance: str | None) -> str:
     """The distance to create the collection with: asked, else the source's, else cosine."""
     return parse_distance(distance) if distance else (info.distance or "cosine")
 
 
 def create_payload_indexes(target: Target, collection: str, info: SourceInfo, policy: RetryPolicy,
-                           warnings: list[str]) -> dict[str, str]:
+                           warnings: list[str], config: Any = None) -> dict[str, str]:
     """Create on the target the payload indexes the source declares (``details["payload_indexes"]``).
 
     Fields already indexed with the same kind are left alone (a resumed run); kinds Qdrant
     has no index for are reported in ``warnings``.  Returns {field: kind} of the indexes in place.
     """
-    wanted = (info.details or {}).get("payload_indexes") or {}
+    wanted = dict((info.details or {}).get("payload_indexes") or {})
+    tenant: set[str] = set()
+    for fld, idx in (config.payload_indexes if config is not None else {}).items():  # migrate --config
+        wanted[fld] = idx.type
+        if idx.is_tenant:
+            tenant.add(fld)
     if not wanted:
         return {}
     current = target.collection_info(collection)
@@ -107,7 +131,10 @@ def create_payload_indexes(target: Target, collection: str, info: SourceInfo, po
         if have.get(fld) != kind:
             def make(f: str = fld, k: str = kind) -> None:
                 try:
-                    target.create_payload_index(collection, f, k)
+                    if f in tenant:
+                        target.create_payload_index(collection, f, k, is_tenant=True)
+                    else:
+                        target.create_payload_index(collection, f, k)
                 except CortexError:
                     raise
                 except Exception as e:

@@ -379,8 +379,12 @@ def compare(target: Target, collection: str, source: Source, *, k: int = 10, num
             queries: np.ndarray | None = None, queries_how: str | None = None, filter: dict[str, Any] | None = None,
             min_recall: float = 0.95, ef: int | None = None, noise: float = 0.1, seed: int = 0,
             id_field: str = DEFAULT_ID_FIELD, memory_mb: float = 1024.0, latency_queries: int = 100,
-            say: Progress | None = None) -> CompareResult:
-    """Run the same queries on the old system (``source``) and on Qdrant; see the module docstring."""
+            say: Progress | None = None, where: Any = None) -> CompareResult:
+    """Run the same queries on the old system (``source``) and on Qdrant; see the module docstring.
+
+    ``where`` (a :mod:`cortex.where` AST): the source is that subset (opened with it) and Qdrant's
+    side searches with the same condition, so a rollout unit is compared on its own.
+    """
     t0 = time.perf_counter()
     say = say or (lambda _m: None)
     if k < 1:
@@ -470,7 +474,12 @@ def compare(target: Target, collection: str, source: Source, *, k: int = 10, num
 
     # -- Qdrant ------------------------------------------------------------------------------------
     say("querying Qdrant ...")
-    res_q, lat_q = _timed(lambda i: target.search(collection, queries[i:i + 1], k, ef=ef, filter=filter)[0], nq)
+    qflt: Any = filter
+    if where is not None:
+        from cortex import where as w
+
+        qflt = where if not filter else w.And((where, *(w.equals(f_, v) for f_, v in filter.items())))
+    res_q, lat_q = _timed(lambda i: target.search(collection, queries[i:i + 1], k, ef=ef, filter=qflt)[0], nq)
     q_keys = [id_keys([pid for pid, _ in r]) for r in res_q]
     q_rank = [to_rank(np.asarray([s for _, s in r], dtype=np.float64), distance) for r in res_q]
     indexed = info.indexed_vectors or 0

@@ -130,6 +130,7 @@ class PipelineOptions:
     strict: bool = False
     detect_duplicates: bool = True
     build_index: bool = True  # False: leave a deferred index for a later `cortex qdrant optimize`
+    config: Any = None  # a CollectionConfig (migrate --config): the collection is created with its settings
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
@@ -322,7 +323,8 @@ def run(
             pause_for_test("create", stop)
 
         summary.created = prepare_collection(target, collection, info.dim, dist, opts.defer_indexing,
-                                             opts.dry_run, before_create, sparse=sparse_cfg, named=named_cfg)
+                                             opts.dry_run, before_create, sparse=sparse_cfg, named=named_cfg,
+                                             config=opts.config)
         if summary.created:
             pause_for_test("created", stop)
     if not opts.dry_run:
@@ -427,7 +429,8 @@ def run(
             status = "interrupted"
         elif target is not None and not opts.dry_run:
             # before the HNSW build: Qdrant links the graph along indexed payload fields as it builds
-            summary.payload_indexes = create_payload_indexes(target, collection, info, policy, summary.warnings)
+            summary.payload_indexes = create_payload_indexes(target, collection, info, policy, summary.warnings,
+                                                             config=opts.config)
             if opts.build_index:
                 phase("indexing")
                 t_index = time.perf_counter()

@@ -64,6 +64,7 @@ class MigrationRecord:
     phase: str = "start"  # start | creating | loading | indexing | done
     seen_log: str | None = None
     seen_offset: int = 0
+    where: str | None = None  # --where: this migration moves only that subset of the source
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,10 +75,12 @@ class MigrationRecord:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def migration_id(source: str, target: str, collection: str) -> str:
+def migration_id(source: str, target: str, collection: str, where: str | None = None) -> str:
+    """The identity of a migration; a ``--where`` subset (canonical text) is a migration of its own."""
     src = source if "://" in source else str(Path(source).resolve())
     tgt = target if "://" in target or target.startswith(("local:", ":memory:")) else str(Path(target).resolve())
-    return hashlib.sha256(f"{src}\0{tgt}\0{collection}".encode()).hexdigest()[:16]
+    key = f"{src}\0{tgt}\0{collection}" + (f"\0where\0{where}" if where else "")
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def acquire_lock(path: Path, busy_message: str) -> int:

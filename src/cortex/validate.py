@@ -109,7 +109,7 @@ def validate(batch: Batch, dim: int, id_field: str, seq: int, seen: SeenIds | No
             qids, src_ids, vecs = [qids[i] for i in ok], _take(src_ids, ok), vecs[ok]
             payloads = [payloads[i] for i in ok]
             sparse, named = _take_extras(sparse, named, ok)
-    counts = Counts(read=batch.read, written=len(qids), rejected=len(rejected), batches=1)
+    counts = Counts(read=batch.read, written=len(qids), rejected=len(rejected), skipped=batch.skipped, batches=1)
     dup_ids: list[Any] = []
     after_dup = False
     if len(qids):

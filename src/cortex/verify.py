@@ -116,16 +116,22 @@ def _info(target: Target, collection: str):
 def verify_against_source(target: Target, collection: str, source: Source, *, full: bool = False,
                           sample: int = 100, tolerance: float = 1e-5, id_field: str = DEFAULT_ID_FIELD,
                           batch_size: int = 2048, max_problems: int = 1000, seed: int = 0,
-                          progress: Any = None) -> VerifyReport:
+                          progress: Any = None, where: Any = None) -> VerifyReport:
     """Compare ``collection`` with ``source``; ``report.ok`` is True only when everything holds.
+
+    ``where`` (a :mod:`cortex.where` AST; the source is that subset too): only the collection's
+    points matching it are counted and searched for extra ids, so one rollout unit verifies
+    on its own while other units' points share the collection.
 
     The source is read and validated in a reader thread (bounded queue) while this thread
     looks the points up in the target, so memory stays at a few batches whatever the size.
     """
     t0 = time.perf_counter()
     info = _info(target, collection)
+    in_scope = {"filter": where} if where is not None else {}  # plain calls when there is no subset
+    points = target.count(collection, exact=True, **in_scope) if where is not None else info.points
     rep = VerifyReport(collection=collection, target=target.location, source=source.path,
-                       mode="full" if full else "sample", actual_count=info.points, tolerance=tolerance,
+                       mode="full" if full else "sample", actual_count=points, tolerance=tolerance,
                        distance=info.distance, dim=info.dim)
     cosine = info.distance == "cosine"
     seen = SeenIds()
@@ -149,10 +155,11 @@ def verify_against_source(target: Target, collection: str, source: Source, *, fu
         _compare(target, collection, log, 0, ids, vecs, pls, cosine, tolerance, dim, normalized=cosine,
                  sparse=sparse, named=named, named_cosine=named_cosine)
     rep.expected_count = distinct
-    if full and rep.missing == 0 and target.count(collection, exact=True) == distinct:
+    if full and rep.missing == 0 and target.count(collection, exact=True, **in_scope) == distinct:
         rep.actual_count = distinct  # every source id is there and the counts match: no extra ids possible
     elif full:
-        for page in target.scroll(collection, batch_size=10_000, with_vectors=False, with_payload=False):
+        for page in target.scroll(collection, batch_size=10_000, with_vectors=False, with_payload=False,
+                                  **in_scope):
             keys = id_keys([sp.id for sp in page])
             for j in np.flatnonzero(~seen.contains(keys)):
                 log.add(Problem("extra", page[j].id, "in Qdrant but not in the source"), "extra", -1)

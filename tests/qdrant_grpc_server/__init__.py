@@ -35,7 +35,8 @@ Where it differs from a real Qdrant server:
 - One node, one Edge shard per collection (per shard key with custom sharding): ``shard_number``,
   ``replication_factor``, ``write_consistency_factor``, the shard keys' ``shards_number`` / placement and the
   WAL settings are stored or accepted but change nothing; the cluster RPCs are refused (UNIMPLEMENTED).
-  ``order_by`` over several shard keys is refused; a new shard key gets the payload indexes (types only).
+  ``order_by`` over several shard keys is refused; a new shard key gets the payload indexes (types only); an
+  update by ids over several shard keys goes by a has-id filter, so an id found in no shard is no error.
 - Writes are applied before the call returns, whatever ``wait`` says (``wait=false`` answers
   ``Acknowledged``).  ``Update`` runs the optimizers synchronously (a server does it in the background),
   so a collection is always reported ``green``.

@@ -7,6 +7,7 @@ Ctrl-C stops it cleanly (calls in flight finish, shards are closed).
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -25,6 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES,
                     help="largest request accepted (RESOURCE_EXHAUSTED above)")
     ap.add_argument("--workers", type=int, default=16, help="gRPC worker threads")
+    ap.add_argument("--exit-with-parent", action="store_true",
+                    help="stop when the process that started it dies (so a killed test run leaves no server)")
     args = ap.parse_args(argv)
 
     store = Store(args.storage)
@@ -32,6 +35,15 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if args.exit_with_parent:
+        parent = os.getppid()
+
+        def watch() -> None:
+            while not stop.wait(1.0):
+                if os.getppid() != parent:
+                    stop.set()
+
+        threading.Thread(target=watch, daemon=True).start()
     print(f"ready {port}", flush=True)
     stop.wait()
     server.stop(grace=5).wait()

@@ -12,6 +12,7 @@ import uuid
 from array import array
 from typing import Any
 
+import numpy as np
 import qdrant_edge as q
 
 from .protos import g, grpc_to_payload, payload_to_grpc
@@ -229,7 +230,9 @@ def condition(c: g.Condition) -> Any:
 
 def _match(m: g.Match) -> Any:
     kind = m.WhichOneof("match_value")
-    if kind in ("keyword", "integer", "boolean"):
+    if kind == "boolean":  # a Python bool reaches the binding as an integer (matching nothing); numpy's does not
+        return q.MatchValue(np.bool_(m.boolean))
+    if kind in ("keyword", "integer"):
         return q.MatchValue(getattr(m, kind))
     if kind == "text":
         return q.MatchText(m.text)

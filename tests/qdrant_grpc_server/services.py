@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import sys
 import time
@@ -116,10 +117,12 @@ class Collections(g.CollectionsServicer):
                                        time=_since(t0))
 
 
-def _selector_ids_or_filter(sel: g.PointsSelector) -> tuple[list[Any] | None, Any]:
+def _selector_ids_or_filter(sel: g.PointsSelector, as_filter: bool = False) -> tuple[list[Any] | None, Any]:
+    """(ids, None) or (None, filter); ``as_filter``: ids as a has-id filter."""
     kind = sel.WhichOneof("points_selector_one_of")
     if kind == "points":
-        return [cv.point_id(p) for p in sel.points.ids], None
+        ids = [cv.point_id(p) for p in sel.points.ids]
+        return (None, q.Filter(must=[q.HasIdCondition(set(ids))])) if as_filter else (ids, None)
     if kind == "filter":
         return None, cv.filter_in(sel.filter) or q.Filter()
     raise BadRequest("Wrong input: empty points selector")
@@ -136,13 +139,13 @@ def _id_order(pid: Any) -> tuple[int, int]:
     return (0, pid) if isinstance(pid, int) else (1, uuid.UUID(str(pid)).int)
 
 
-def _ids_or_filter(sel: Any) -> tuple[list[Any] | None, Any]:
+def _ids_or_filter(sel: Any, as_filter: bool) -> tuple[list[Any] | None, Any]:
     if sel is None:
         raise BadRequest("Wrong input: points_selector is required")
-    return _selector_ids_or_filter(sel)
+    return _selector_ids_or_filter(sel, as_filter)
 
 
-def _upsert_op(m: Any) -> Any:
+def _upsert_op(m: Any, multi: bool = False) -> Any:
     points = [cv.point_in(p) for p in m.points]
     kw: dict[str, Any] = {}
     if m.HasField("update_filter"):
@@ -153,52 +156,62 @@ def _upsert_op(m: Any) -> Any:
     return q.UpdateOperation.upsert_points(points, **kw)
 
 
-def _delete_op(sel: g.PointsSelector) -> Any:
-    ids, flt = _selector_ids_or_filter(sel)
+def _delete_op(sel: g.PointsSelector, multi: bool = False) -> Any:
+    ids, flt = _selector_ids_or_filter(sel, multi)
     return q.UpdateOperation.delete_points(ids) if ids is not None else q.UpdateOperation.delete_points_by_filter(flt)
 
 
-def _payload_op(m: Any, name: str) -> Any:
+def _payload_op(m: Any, name: str, multi: bool = False) -> Any:
     payload = grpc_to_payload(m.payload)
     key = m.key if m.HasField("key") else None
-    ids, flt = _ids_or_filter(m.points_selector if m.HasField("points_selector") else None)
+    ids, flt = _ids_or_filter(m.points_selector if m.HasField("points_selector") else None, multi)
     if ids is not None:
         return getattr(q.UpdateOperation, name)(ids, payload, key)
     return getattr(q.UpdateOperation, f"{name}_by_filter")(flt, payload, key)
 
 
-def _delete_payload_op(m: Any) -> Any:
-    ids, flt = _ids_or_filter(m.points_selector if m.HasField("points_selector") else None)
+def _delete_payload_op(m: Any, multi: bool = False) -> Any:
+    ids, flt = _ids_or_filter(m.points_selector if m.HasField("points_selector") else None, multi)
     keys = list(m.keys)
     return (q.UpdateOperation.delete_payload(ids, keys) if ids is not None
             else q.UpdateOperation.delete_payload_by_filter(flt, keys))
 
 
-def _clear_payload_op(sel: g.PointsSelector) -> Any:
-    ids, flt = _selector_ids_or_filter(sel)
+def _clear_payload_op(sel: g.PointsSelector, multi: bool = False) -> Any:
+    ids, flt = _selector_ids_or_filter(sel, multi)
     return q.UpdateOperation.clear_payload(ids) if ids is not None else q.UpdateOperation.clear_payload_by_filter(flt)
 
 
-def _update_vectors_op(m: Any) -> Any:
+def _update_vectors_op(m: Any, multi: bool = False) -> Any:
     pvs = [q.PointVectors(cv.point_id(p.id), cv.vectors_in(p.vectors)) for p in m.points]
     flt = cv.filter_in(m.update_filter) if m.HasField("update_filter") else None
     return q.UpdateOperation.update_vectors(pvs, condition=flt)
 
 
-def _delete_vectors_op(m: Any) -> Any:
-    ids, flt = _ids_or_filter(m.points_selector if m.HasField("points_selector") else None)
+def _delete_vectors_op(m: Any, multi: bool = False) -> Any:
+    ids, flt = _ids_or_filter(m.points_selector if m.HasField("points_selector") else None, multi)
     names = list(m.vectors.names)
     return (q.UpdateOperation.delete_vectors(ids, names) if ids is not None
             else q.UpdateOperation.delete_vectors_by_filter(flt, names))
 
 
+#: batch operation -> builder(message, several_shards) of its Edge op
 _BATCH_OPS: dict[str, Any] = {
-    "upsert": _upsert_op, "delete_points": lambda m: _delete_op(m.points), "delete_deprecated": _delete_op,
-    "set_payload": lambda m: _payload_op(m, "set_payload"),
-    "overwrite_payload": lambda m: _payload_op(m, "overwrite_payload"), "delete_payload": _delete_payload_op,
-    "clear_payload": lambda m: _clear_payload_op(m.points), "clear_payload_deprecated": _clear_payload_op,
-    "update_vectors": _update_vectors_op, "delete_vectors": _delete_vectors_op,
+    "upsert": _upsert_op, "delete_points": lambda m, multi: _delete_op(m.points, multi),
+    "delete_deprecated": _delete_op, "set_payload": lambda m, multi: _payload_op(m, "set_payload", multi),
+    "overwrite_payload": lambda m, multi: _payload_op(m, "overwrite_payload", multi),
+    "delete_payload": _delete_payload_op, "clear_payload": lambda m, multi: _clear_payload_op(m.points, multi),
+    "clear_payload_deprecated": _clear_payload_op, "update_vectors": _update_vectors_op,
+    "delete_vectors": _delete_vectors_op,
 }
+
+
+def _apply(shards: list[Any], build: Any) -> None:
+    """The op ``build(several_shards)`` makes, on each shard.  Over several shard keys an op by ids becomes one by
+    a has-id filter, so a point that lives in another shard is no error."""
+    op = build(len(shards) > 1)
+    for shard in shards:
+        shard.update(op)
 
 
 class Points(g.PointsServicer):
@@ -211,37 +224,39 @@ class Points(g.PointsServicer):
         return g.PointsOperationResponse(result=g.UpdateResult(operation_id=next(self._ops), status=status),
                                          time=_since(t0))
 
-    def _update(self, request: Any, op: Any) -> g.PointsOperationResponse:
+    def _update(self, request: Any, build: Any, insert: bool = False) -> g.PointsOperationResponse:
+        """Apply the op ``build(several_shards)`` makes to the shards the request names (all when none; an insert
+        into a custom-sharded collection must name them)."""
         t0 = time.perf_counter()
-        with self.store.get(request.collection_name).use(_selector(request), write=True) as shards:
-            for shard in shards:
-                shard.update(op)
+        with self.store.get(request.collection_name).use(_selector(request), write=insert) as shards:
+            _apply(shards, build)
         return self._applied(t0, request.wait if request.HasField("wait") else False)
 
     # -- writes ----------------------------------------------------------------------------------
     def Upsert(self, request, context):  # noqa: N802
-        return self._update(request, _upsert_op(request))  # converted before taking the collection lock
+        op = _upsert_op(request)  # converted before taking the collection lock
+        return self._update(request, lambda _multi: op, insert=True)
 
     def Delete(self, request, context):  # noqa: N802
-        return self._update(request, _delete_op(request.points))
+        return self._update(request, lambda multi: _delete_op(request.points, multi))
 
     def SetPayload(self, request, context):  # noqa: N802
-        return self._update(request, _payload_op(request, "set_payload"))
+        return self._update(request, lambda multi: _payload_op(request, "set_payload", multi))
 
     def OverwritePayload(self, request, context):  # noqa: N802
-        return self._update(request, _payload_op(request, "overwrite_payload"))
+        return self._update(request, lambda multi: _payload_op(request, "overwrite_payload", multi))
 
     def DeletePayload(self, request, context):  # noqa: N802
-        return self._update(request, _delete_payload_op(request))
+        return self._update(request, lambda multi: _delete_payload_op(request, multi))
 
     def ClearPayload(self, request, context):  # noqa: N802
-        return self._update(request, _clear_payload_op(request.points))
+        return self._update(request, lambda multi: _clear_payload_op(request.points, multi))
 
     def UpdateVectors(self, request, context):  # noqa: N802
-        return self._update(request, _update_vectors_op(request))
+        return self._update(request, lambda multi: _update_vectors_op(request, multi))
 
     def DeleteVectors(self, request, context):  # noqa: N802
-        return self._update(request, _delete_vectors_op(request))
+        return self._update(request, lambda multi: _delete_vectors_op(request, multi))
 
     def UpdateBatch(self, request, context):  # noqa: N802
         """The operations in order, under one hold of the collection lock (no other call sees half of them)."""
@@ -249,17 +264,16 @@ class Points(g.PointsServicer):
         ops = []
         for o in request.operations:
             kind = o.WhichOneof("operation")
-            m = getattr(o, kind) if kind else None
             build = _BATCH_OPS.get(kind or "")
             if build is None:
                 raise BadRequest(f"Wrong input: unknown batch operation {kind!r}")
-            ops.append((build(m), _selector(m)))
+            m = getattr(o, kind)
+            ops.append((functools.partial(build, m), _selector(m), kind == "upsert"))
         c = self.store.get(request.collection_name)
         with c.lock:
-            for op, selector in ops:
-                with c.use(selector, write=True) as shards:
-                    for shard in shards:
-                        shard.update(op)
+            for build, selector, insert in ops:
+                with c.use(selector, write=insert) as shards:
+                    _apply(shards, build)
         wait = request.wait if request.HasField("wait") else False
         status = g.UpdateStatus.Completed if wait else g.UpdateStatus.Acknowledged
         return g.UpdateBatchResponse(result=[g.UpdateResult(operation_id=next(self._ops), status=status)

@@ -108,7 +108,9 @@ class Collection:
 
     @contextmanager
     def use(self, selector: g.ShardKeySelector | None = None, write: bool = False) -> Iterator[list[Any]]:
-        """The shards a call addresses, held under the collection lock (NOT_FOUND once deleted)."""
+        """The shards a call addresses, held under the collection lock (NOT_FOUND once deleted).
+
+        No selector: every shard, but ``write`` (an upsert) into a custom-sharded collection must name its keys."""
         with self.lock:
             if self.deleted:
                 raise NotFound(f"Not found: Collection `{self.name}` doesn't exist!")

@@ -72,8 +72,22 @@ def detect_kind(path: str) -> str:
 
 
 def open_source(path: str, kind: str | None = None, options: SourceOptions | None = None) -> Source:
-    """Open ``path`` as a source of ``kind`` (auto-detected when None), in its payload layout (``options.layout``)."""
+    """Open ``path`` as a source of ``kind`` (auto-detected when None), in its payload layout (``options.layout``).
+
+    With ``options.where`` the source reads only that subset: pushed down to the store when it
+    can filter (``Source.push_down_where``), else filtered while streaming (``FilteredSource``).
+    The layout applies last, so ``--where`` names the source's own fields.
+    """
     from cortex.layouts import apply_layout
 
     kind = kind or detect_kind(path)
-    return apply_layout(source_class(kind)(path, options or SourceOptions()))
+    src = source_class(kind)(path, options or SourceOptions())
+    if src.options.where:
+        from cortex.where import parse
+
+        expr = parse(src.options.where)
+        if expr is not None and not src.push_down_where(expr):
+            from cortex.sources.filtered import FilteredSource
+
+            src = FilteredSource(src, expr)
+    return apply_layout(src)

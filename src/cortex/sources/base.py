@@ -96,6 +96,7 @@ class Batch:
     cursor: Any = None
     sparse: dict[str, list[tuple[list[int], list[float]] | None]] | None = None  # name -> per-row (idx, val)
     named: dict[str, np.ndarray] | None = None  # name -> (n, dim_name) float32; an all-NaN row: no vector
+    skipped: int = 0  # records of this slice read but left out by --where (not pushed down to the store)
     texts: list[str | None] | None = None  # the row's document text, kept out of the payload
     native: list[dict[str, Any] | None] | None = None  # the row as its framework keeps it
 
@@ -104,7 +105,7 @@ class Batch:
 
     @property
     def read(self) -> int:
-        return len(self.ids) + len(self.rejected)
+        return len(self.ids) + len(self.rejected) + self.skipped
 
     def location(self, i: int) -> str:
         if self.locations is not None:
@@ -159,6 +160,7 @@ class SourceOptions:
     id_column: str | None = None
     trust_pickle: bool = False  # LangChain FAISS: index.pkl is a pickle, which runs code
     api_key: str | None = None  # Qdrant server source
+    where: str | None = None  # --where: payload conditions (cortex.where); a subset of the source
     layout: str | None = None  # payload layout: flat | langchain | llamaindex | haystack (cortex.layouts)
     text_column: str | None = None  # payload field holding the document text (pgvector, Parquet, LanceDB ...)
     extra: dict[str, str] = field(default_factory=dict)  # --source-opt key=value
@@ -212,7 +214,22 @@ class Source(ABC):
         for name in ("collection", "table", "query", "vector_column", "id_column"):
             if getattr(o, name):
                 fp[name] = getattr(o, name)
+        if o.where:
+            from cortex.where import parse, to_text
+
+            fp["where"] = to_text(parse(o.where))  # canonical: spacing and keyword case do not matter
         return fp
+
+    def push_down_where(self, expr: Any) -> bool:
+        """Filter by ``expr`` (a :mod:`cortex.where` AST) in the store itself; True when this source will.
+
+        Called once, before reading, when ``--where`` is given.  A source that returns True
+        yields only matching records from ``batches`` (records it drops before reading them are
+        not counted; records it reads and drops count in ``Batch.skipped``), and ``info().count``
+        counts what it reads.  When it returns False (the default), :func:`cortex.sources.open_source`
+        wraps it so :func:`cortex.where.matches` filters each batch while streaming.
+        """
+        return False
 
     def search(self, queries: np.ndarray, k: int) -> tuple[list[list[Any]], np.ndarray]:
         """The old system's own search: per query, the top-k source ids and scores.

@@ -128,7 +128,7 @@ class ChromaSource(Source):
 
     def info(self) -> SourceInfo:
         col = self._open()
-        count = col.count()
+        count = col.count() if not self._where_kw() else len(col.get(include=[], **self._where_kw())["ids"])
         if count == 0:
             raise SourceError(f"{self.path}: Chroma collection '{col.name}' is empty; nothing to migrate")
         first = col.get(limit=1, include=["embeddings"])
@@ -162,7 +162,8 @@ class ChromaSource(Source):
             offset = int(resume["offset"])
         page = max(1, min(batch_size, MAX_GET))
         while True:
-            res = col.get(limit=page, offset=offset, include=["embeddings", "metadatas", "documents"])
+            res = col.get(limit=page, offset=offset, include=["embeddings", "metadatas", "documents"],
+                          **self._where_kw())
             ids = list(res["ids"])
             if not ids:
                 return
@@ -177,6 +178,15 @@ class ChromaSource(Source):
             if len(ids) < page:
                 return
 
+    def push_down_where(self, expr: Any) -> bool:
+        """--where as Chroma's own ``where`` (equality, IN, number ranges, AND/OR); in both get() and query()."""
+        self._where = chroma_where(expr)
+        return self._where is not None
+
+    def _where_kw(self) -> dict[str, Any]:
+        w = getattr(self, "_where", None)
+        return {"where": w} if w is not None else {}
+
     def search(self, queries: np.ndarray, k: int) -> tuple[list[list[Any]], np.ndarray]:
         """Chroma's HNSW query; scores follow Qdrant's convention for the mapped distance.
 
@@ -186,7 +196,7 @@ class ChromaSource(Source):
         col = self._open()
         space = self._space(col) or "l2"
         q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-        res = col.query(query_embeddings=q, n_results=k, include=["distances"])
+        res = col.query(query_embeddings=q, n_results=k, include=["distances"], **self._where_kw())
         scores = np.full((len(q), k), np.nan, dtype=np.float64)
         ids: list[list[Any]] = []
         for i, (row_ids, row_d) in enumerate(zip(res["ids"], res["distances"], strict=True)):
@@ -213,3 +223,25 @@ class ChromaSource(Source):
         if self._tmp is not None:
             self._cleanup()  # rmtree, once
             self._tmp = None
+
+
+def chroma_where(expr: Any) -> dict[str, Any] | None:
+    """A Chroma ``where`` dict with the meaning of ``expr``, or None (NOT, !=, NOT IN and time ranges are left
+    to the streaming filter: Chroma's treatment of a missing field differs there)."""
+    from cortex import where as w
+
+    if isinstance(expr, w.Cmp):
+        if expr.op == "=":
+            return {expr.field: {"$eq": expr.value}}
+        if expr.op in w.RANGE_OPS and not isinstance(expr.value, str):
+            op = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}[expr.op]
+            return {expr.field: {op: expr.value}}
+        return None
+    if isinstance(expr, w.In) and not expr.negated:
+        return {expr.field: {"$in": list(expr.values)}}
+    if isinstance(expr, w.And | w.Or):
+        parts = [chroma_where(i) for i in expr.items]
+        if any(p is None for p in parts):
+            return None
+        return {"$and" if isinstance(expr, w.And) else "$or": parts}
+    return None

@@ -14,6 +14,7 @@ Nothing here writes: no optimize/compact/cleanup/create_index.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -220,21 +221,47 @@ class LanceDBSource(Source):
                     if end is not None and pos >= end:
                         return
                     continue
-                yield self._batch(rb, pos, version, vcol, idcol, pcols, dim)
+                yield self._filtered(rb, functools.partial(self._batch, pos=pos, version=version, vcol=vcol,
+                                                           idcol=idcol, pcols=pcols, dim=dim, span=rb.num_rows))
                 pos += rb.num_rows
         except SourceError:
             raise
         except Exception as e:
             raise SourceError(f"{meta['where']}: reading rows after offset {pos} failed ({_first_line(e)})") from e
 
+    def push_down_where(self, expr: Any) -> bool:
+        """--where as an arrow mask over each batch LanceDB returns, before its rows are decoded.
+
+        The native search (``compare``, the router) then runs LanceDB's own filtered search.
+        """
+        from cortex.sources.parquet import schema_subset
+        from cortex.where import arrow_pushable
+
+        meta = self.describe()
+        schema = self._open(meta["version"]).schema
+        self._where = expr if arrow_pushable(expr, schema_subset(schema, meta["payload"])) else None
+        return self._where is not None
+
+    def _filtered(self, rb: Any, make: Any) -> Batch:
+        if getattr(self, "_where", None) is None:
+            return make(rb, rows=None)
+        from cortex.where import arrow_mask
+
+        keep = arrow_mask(self._where, rb).to_numpy(zero_copy_only=False)
+        rows = np.flatnonzero(keep)
+        b = make(rb.filter(keep) if len(rows) < rb.num_rows else rb, rows=rows)
+        b.skipped = rb.num_rows - len(rows)
+        return b
+
     def _batch(self, rb: Any, pos: int, version: int, vcol: str, idcol: str | None, pcols: list[str],
-               dim: int) -> Batch:
+               dim: int, rows: np.ndarray | None = None, span: int | None = None) -> Batch:
         n = rb.num_rows
+        offs = rows if rows is not None else np.arange(n)
         vecs, bad = list_to_matrix(rb.column(vcol), dim)
         if idcol:
             ids, nulls = ids_from_arrow(rb.column(idcol))
         else:
-            ids, nulls = np.arange(pos, pos + n, dtype=np.int64), None
+            ids, nulls = (pos + offs).astype(np.int64), None
         payloads = None
         if pcols:
             values = [column_values(rb.column(c)) for c in pcols]
@@ -251,7 +278,7 @@ class LanceDBSource(Source):
                 rid = ids[i].item() if isinstance(ids, np.ndarray) else ids[i]
                 raw = {"id": rid, "vector": json_value(rb.column(vcol)[i].as_py()),
                        "payload": payloads[i] if payloads else {}}
-                where = f"{self.path}:{self.describe()['table']}:{pos + i}"
+                where = f"{self.path}:{self.describe()['table']}:{pos + int(offs[i])}"
                 rejected.append(Rejected(where, reason, id=rid, raw=raw))
             vec_good = np.ones(n, dtype=bool)
             vec_good[[i for i, r in bad if not r.startswith("id column")]] = False
@@ -261,7 +288,7 @@ class LanceDBSource(Source):
             if payloads is not None:
                 payloads = [payloads[i] for i in keep.tolist()]
         return Batch(ids=ids, vectors=vecs, payloads=payloads, rejected=rejected,
-                     cursor={"offset": pos + n, "version": version})
+                     cursor={"offset": pos + (span if span is not None else n), "version": version})
 
     def search(self, queries: np.ndarray, k: int) -> tuple[list[list[Any]], np.ndarray]:
         """LanceDB's own search (its index when there is one), scores as Qdrant reports them."""
@@ -272,14 +299,20 @@ class LanceDBSource(Source):
         if dist not in _LANCE_METRIC:
             raise NotImplementedError(f"LanceDB has no {dist} metric")
         tbl = self._table()
+        flt = None
+        if getattr(self, "_where", None) is not None:
+            flt = _lance_sql(self._where)
+            if flt is None:
+                raise NotImplementedError("this --where has no LanceDB SQL of the same meaning")
         q = np.asarray(queries, dtype=np.float32).reshape(-1, meta["dim"])
         out: list[list[Any]] = []
         scores = np.full((len(q), k), np.nan, dtype=np.float32)
         for qi, vec in enumerate(q):
             try:
-                res = (tbl.search(vec, vector_column_name=meta["vector_column"])
-                       .distance_type(_LANCE_METRIC[dist]).limit(k)
-                       .select([meta["id_column"], "_distance"]).to_arrow())
+                s = tbl.search(vec, vector_column_name=meta["vector_column"]).distance_type(_LANCE_METRIC[dist])
+                if flt is not None:
+                    s = s.where(flt, prefilter=True)
+                res = s.limit(k).select([meta["id_column"], "_distance"]).to_arrow()
             except Exception as e:
                 raise SourceError(f"{meta['where']}: search failed ({_first_line(e)})") from e
             ids, _ = ids_from_arrow(res.column(meta["id_column"]))
@@ -290,3 +323,19 @@ class LanceDBSource(Source):
             scores[qi, : len(s)] = s
         return out, scores
 
+
+
+def _lance_sql(expr: Any) -> str | None:
+    """A LanceDB filter for equality / IN / AND / OR conditions (where SQL's NULL logic agrees); else None."""
+    from cortex import where as w
+
+    if isinstance(expr, w.Cmp) and expr.op == "=":
+        return w.to_text(expr)
+    if isinstance(expr, w.In) and not expr.negated:
+        return w.to_text(expr)
+    if isinstance(expr, w.And | w.Or):
+        parts = [_lance_sql(i) for i in expr.items]
+        if any(p is None for p in parts):
+            return None
+        return (" AND " if isinstance(expr, w.And) else " OR ").join(f"({p})" for p in parts)
+    return None

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import functools
 import json
 import re
 import uuid
@@ -105,6 +106,13 @@ def _plain_type(t: Any) -> bool:
     if pa.types.is_dictionary(t):
         return _plain_type(t.value_type)
     return False
+
+
+def schema_subset(schema: Any, names: list[str]) -> Any:
+    """The arrow schema of the columns ``names`` only."""
+    import pyarrow as pa
+
+    return pa.schema([schema.field(n) for n in names])
 
 
 def column_values(arr: Any) -> list[Any]:
@@ -465,7 +473,9 @@ class ParquetSource(Source):
                         rb = rb.slice(0, max(0, end - base - pos))
                         if rb.num_rows == 0:
                             return
-                    yield self._batch(rb, f, fi, pos, base, vcol, idcol, fcols, dim)
+                    yield self._filtered(rb, functools.partial(self._batch, f=f, fi=fi, pos=pos, base=base,
+                                                               vcol=vcol, idcol=idcol, pcols=fcols, dim=dim,
+                                                               span=rb.num_rows))
                     pos += rb.num_rows
             except SourceError:
                 raise
@@ -474,14 +484,37 @@ class ParquetSource(Source):
                 raise SourceError(f"{f}: cannot read rows after row {pos} ({msg}); the file looks corrupt") from e
             base += lay["counts"][fi]
 
+    def push_down_where(self, expr: Any) -> bool:
+        """--where as an arrow mask over each record batch, before its rows are decoded (payload columns)."""
+        from cortex.where import arrow_pushable
+
+        lay = self.layout()
+        schema = self._open(lay["files"][0]).schema_arrow
+        cols = [c for c in lay["payload_columns"] if c in schema.names]
+        self._where = expr if arrow_pushable(expr, schema_subset(schema, cols)) else None
+        return self._where is not None
+
+    def _filtered(self, rb: Any, make: Any) -> Batch:
+        """``make(rows of rb that match --where, their positions)``; the others counted as skipped."""
+        if getattr(self, "_where", None) is None:
+            return make(rb, rows=None)
+        from cortex.where import arrow_mask
+
+        keep = arrow_mask(self._where, rb).to_numpy(zero_copy_only=False)
+        rows = np.flatnonzero(keep)
+        b = make(rb.filter(keep) if len(rows) < rb.num_rows else rb, rows=rows)
+        b.skipped = rb.num_rows - len(rows)
+        return b
+
     def _batch(self, rb: Any, f: Path, fi: int, pos: int, base: int, vcol: str, idcol: str | None,
-               pcols: list[str], dim: int) -> Batch:
+               pcols: list[str], dim: int, rows: np.ndarray | None = None, span: int | None = None) -> Batch:
         n = rb.num_rows
+        offs = rows if rows is not None else np.arange(n)  # each row's place in the file's batch
         vecs, bad = list_to_matrix(rb.column(vcol), dim)
         if idcol:
             ids, nulls = ids_from_arrow(rb.column(idcol))
         else:
-            ids, nulls = np.arange(base + pos, base + pos + n, dtype=np.int64), None
+            ids, nulls = (base + pos + offs).astype(np.int64), None
         payloads = None
         if pcols:
             cols = [column_values(rb.column(c)) for c in pcols]
@@ -499,7 +532,7 @@ class ParquetSource(Source):
                 rid = ids[i].item() if isinstance(ids, np.ndarray) else ids[i]
                 vec = rb.column(vcol)[i].as_py()
                 raw = {"id": rid, "vector": json_value(vec), "payload": payloads[i] if payloads else {}}
-                rejected.append(Rejected(f"{f}:{pos + i}", reason, id=rid, raw=raw))
+                rejected.append(Rejected(f"{f}:{pos + int(offs[i])}", reason, id=rid, raw=raw))
             keep = np.flatnonzero(~drop)
             # vecs already holds only the rows with a good vector; drop rows bad for other reasons too
             vec_good = np.ones(n, dtype=bool)
@@ -510,4 +543,4 @@ class ParquetSource(Source):
             if payloads is not None:
                 payloads = [payloads[i] for i in keep.tolist()]
         return Batch(ids=ids, vectors=vecs, payloads=payloads, rejected=rejected,
-                     cursor={"file": fi, "row": pos + n})
+                     cursor={"file": fi, "row": pos + (span if span is not None else n)})

@@ -41,6 +41,60 @@ _ID_TYPES = {"int2": "int", "int4": "int", "int8": "int", "text": "str", "varcha
 _FLOAT_TYPES = ("numeric", "float4", "float8")
 _JSON_CHUNK = 50  # json_build_object takes at most 100 arguments
 JSON_OID = 114
+_TEXT_TYPES = ("text", "varchar", "bpchar", "name")
+_NUM_TYPES = ("int2", "int4", "int8", "float4", "float8", "numeric")
+_TIME_TYPES = ("timestamp", "timestamptz", "date")
+
+
+def where_sql(expr: Any, columns: dict[str, str]) -> Any:
+    """``expr`` (a :mod:`cortex.where` AST) as a SQL condition over payload ``columns`` ({name: typname}).
+
+    None when a condition cannot be said in SQL with the same meaning (a field that is not a
+    column, a value of another type than the column's); the source then filters while streaming.
+    Every comparison is ``COALESCE(..., false)``: NULL is false, so NOT works as in cortex.where.
+    """
+    from psycopg import sql
+
+    from cortex import where as w
+
+    def lit(col: str, v: Any, op: str) -> Any:
+        typ = columns[col]
+        if isinstance(v, bool):
+            return sql.Literal(v) if typ == "bool" and op in ("=", "!=") else None
+        if isinstance(v, int | float):
+            return sql.Literal(v) if typ in _NUM_TYPES else None
+        if op in w.RANGE_OPS:  # an ISO timestamp: compared as a time (no zone: UTC)
+            return sql.Literal(w.time_literal(v).isoformat()) if typ in _TIME_TYPES else None
+        return sql.Literal(v) if typ in _TEXT_TYPES else None
+
+    def go(x: Any) -> Any:
+        if isinstance(x, w.Cmp | w.In) and x.field not in columns:
+            return None
+        if isinstance(x, w.Cmp):
+            v = lit(x.field, x.value, x.op)
+            if v is None:
+                return None
+            op = {"=": "=", "!=": "<>"}.get(x.op, x.op)
+            return sql.SQL("COALESCE({} {} {}, false)").format(sql.Identifier(x.field), sql.SQL(op), v)
+        if isinstance(x, w.In):
+            vals = [lit(x.field, v, "=") for v in x.values]
+            if any(v is None for v in vals):
+                return None
+            body = sql.SQL("{} IN ({})").format(sql.Identifier(x.field), sql.SQL(", ").join(vals))
+            if x.negated:
+                body = sql.SQL("{} IS NOT NULL AND NOT ({})").format(sql.Identifier(x.field), body)
+            return sql.SQL("COALESCE({}, false)").format(body)
+        if isinstance(x, w.Not):
+            inner = go(x.item)
+            return None if inner is None else sql.SQL("NOT ({})").format(inner)
+        parts = [go(i) for i in x.items]
+        if any(p is None for p in parts):
+            return None
+        joiner = sql.SQL(" AND " if isinstance(x, w.And) else " OR ")
+        return sql.SQL("({})").format(joiner.join(parts))
+
+    return go(expr)
+
 
 
 def _first_line(e: BaseException) -> str:
@@ -67,6 +121,7 @@ class PgvectorSource(Source):
         super().__init__(path, options)
         self._conn: Any = None
         self._meta: dict[str, Any] | None = None
+        self._subset: Any = None  # --where pushed down: a SQL condition (psycopg.sql)
 
     @classmethod
     def detect(cls, path: str) -> bool:
@@ -289,6 +344,11 @@ class PgvectorSource(Source):
         where = self._where(meta) if scoped else sql.SQL("")
         return int(self._query(sql.SQL("SELECT count(*) FROM {} {}").format(meta["rel"], where))[0][0])
 
+    def push_down_where(self, expr: Any) -> bool:
+        """--where as a SQL WHERE on the payload columns (when every condition maps to one)."""
+        self._subset = where_sql(expr, {c["name"]: c["typname"] for c in self.describe()["payload"]})
+        return self._subset is not None
+
     def info(self) -> SourceInfo:
         meta = self.describe()
         count = self._count()
@@ -340,6 +400,8 @@ class PgvectorSource(Source):
         conds = [self._compare(meta, ">", after)] if after is not None else []
         if scope.get("upto") is not None:
             conds.append(self._compare(meta, "<=", scope["upto"]))
+        if self._subset is not None:
+            conds.append(self._subset)
         return sql.SQL("WHERE {}").format(sql.SQL(" AND ").join(conds)) if conds else sql.SQL("")
 
     def split(self, n: int) -> list[Any] | None:
@@ -481,10 +543,11 @@ class PgvectorSource(Source):
         op = _OPERATOR[dist]
         q = np.asarray(queries, dtype=np.float32).reshape(-1, meta["dim"])
         conn = self._db()
-        stmt = sql.SQL("SELECT {ids}, {col} {op} %s::{typ} AS d FROM {rel} WHERE {col} IS NOT NULL "
+        subset = sql.SQL(" AND {}").format(self._subset) if self._subset is not None else sql.SQL("")
+        stmt = sql.SQL("SELECT {ids}, {col} {op} %s::{typ} AS d FROM {rel} WHERE {col} IS NOT NULL{subset} "
                        "ORDER BY d LIMIT %s").format(
             ids=sql.SQL(", ").join(self._id_exprs(meta)), col=sql.Identifier(meta["vector_column"]),
-            op=sql.SQL(op), typ=sql.SQL(meta["vector_type"]), rel=meta["rel"])
+            op=sql.SQL(op), typ=sql.SQL(meta["vector_type"]), rel=meta["rel"], subset=subset)
         nid = len(meta["id_columns"])
         out_ids: list[list[Any]] = []
         scores = np.full((len(q), k), np.nan, dtype=np.float32)

@@ -121,14 +121,16 @@ class QdrantSource(Source):
         self._sparse = {n: {"modifier": v.get("modifier")} for n, v in ci.sparse_vectors.items()}
         details = {"collection": name, "main_vector": main, "payload_indexes": dict(ci.payload_indexes),
                    "named_vectors": self._named, "sparse_vectors": self._sparse}
+        count = ci.points if getattr(self, "_where", None) is None else t.count(name, exact=True, filter=self._where)
         return SourceInfo(kind=self.kind, name=f"{self.path}:{name}", dim=dim, distance=distance,
-                          count=ci.points, warnings=warnings, details=details)
+                          count=count, warnings=warnings, details=details)
 
     def batches(self, batch_size: int, resume: Any = None) -> Iterator[Batch]:
         t, name = self._open()
         self.info()  # which vector is the main one, which are extra
         skip = done = resume["done"] if resume else 0
-        for page in t.scroll(name, batch_size=batch_size, with_vectors=True, with_payload=True):
+        scope = {"filter": self._where} if getattr(self, "_where", None) is not None else {}
+        for page in t.scroll(name, batch_size=batch_size, with_vectors=True, with_payload=True, **scope):
             if skip:  # scroll order is stable (by id): skip what a checkpoint covers
                 take = min(len(page), skip)
                 skip -= take
@@ -137,6 +139,19 @@ class QdrantSource(Source):
                     continue
             done += len(page)
             yield self._batch(name, page, {"done": done})
+
+    def push_down_where(self, expr: Any) -> bool:
+        """--where as a Qdrant filter on the source collection (scroll, count and search)."""
+        from cortex.targets.base import qdrant_filter
+        from cortex.where import NotPushable
+
+        t, _name = self._open()
+        try:
+            qdrant_filter(expr, "edge" if t.kind == "embedded" else "client")
+        except NotPushable:
+            return False
+        self._where = expr
+        return True
 
     def _batch(self, name: str, page: list[Any], cursor: Any) -> Batch:
         main = self._main
@@ -166,7 +181,8 @@ class QdrantSource(Source):
 
     def search(self, queries: np.ndarray, k: int) -> tuple[list[list[Any]], np.ndarray]:
         t, name = self._open()
-        res = t.search(name, queries, k)
+        scope = {"filter": self._where} if getattr(self, "_where", None) is not None else {}
+        res = t.search(name, queries, k, **scope)
         ids = [[i for i, _ in r] for r in res]
         scores = np.array([[s for _, s in r] + [np.nan] * (k - len(r)) for r in res], dtype=np.float32)
         return ids, scores

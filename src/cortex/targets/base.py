@@ -68,8 +68,12 @@ class Target(ABC):
     @abstractmethod
     def create_collection(self, name: str, dim: int, distance: str, defer_indexing: bool = True, *,
                           sparse: dict[str, dict[str, Any]] | None = None,
-                          named: dict[str, dict[str, Any]] | None = None) -> None:
-        """A collection with a default vector of ``dim``; ``sparse`` / ``named`` as in SourceInfo.details."""
+                          named: dict[str, dict[str, Any]] | None = None, config: Any = None) -> None:
+        """A collection with a default vector of ``dim``; ``sparse`` / ``named`` as in SourceInfo.details.
+
+        ``config``: a :class:`cortex.collection_config.CollectionConfig` (``migrate --config``); its
+        vectors, HNSW, quantization and optimizer settings are used instead of the defaults.
+        """
 
     @abstractmethod
     def delete_collection(self, name: str) -> None: ...
@@ -102,15 +106,25 @@ class Target(ABC):
 
     @abstractmethod
     def scroll(self, name: str, batch_size: int = 1000, with_vectors: bool = False,
-               with_payload: bool = True) -> Iterator[list[StoredPoint]]: ...
+               with_payload: bool = True, filter: Any = None) -> Iterator[list[StoredPoint]]:
+        """Every point (``filter``: only those matching a :mod:`cortex.where` expression)."""
 
     @abstractmethod
     def search(self, name: str, queries: np.ndarray, k: int, ef: int | None = None,
-               exact: bool = False, filter: dict[str, Any] | None = None) -> list[list[tuple[Any, float]]]:
-        """Per query, the top-k (id, score). ``filter`` is {field: value} equality."""
+               exact: bool = False, filter: Any = None, params: Any = None) -> list[list[tuple[Any, float]]]:
+        """Per query, the top-k (id, score). ``filter``: {field: value} equality or a :mod:`cortex.where` AST.
+
+        ``params``: a :class:`cortex.collection_config.SearchParams` (hnsw_ef, quantization rescore /
+        oversampling), the query-time settings of a config file; ``ef`` / ``exact`` override its values.
+        """
 
     @abstractmethod
-    def count(self, name: str, exact: bool = True) -> int: ...
+    def count(self, name: str, exact: bool = True, filter: Any = None) -> int:
+        """Points (``filter``: matching a :mod:`cortex.where` expression)."""
+
+    def delete_points(self, name: str, filter: Any) -> None:
+        """Delete the points matching ``filter`` (a :mod:`cortex.where` AST); returns when durable."""
+        raise NotImplementedError(f"{self.kind} target cannot delete by filter")
 
     #: whether cosine vectors come back unit-length (Qdrant does; qdrant-client's local mode does not)
     normalizes_cosine: bool = True
@@ -125,8 +139,13 @@ class Target(ABC):
         return list(stored), stack_vectors([sp.vector for sp in stored.values()], dim), \
             [sp.payload for sp in stored.values()]
 
-    def create_payload_index(self, name: str, field_name: str, kind: str = "keyword") -> None:  # noqa: B027
-        """Index a payload field for filtered search (one of ``PAYLOAD_INDEX_KINDS``)."""
+    def create_payload_index(self, name: str, field_name: str, kind: str = "keyword",  # noqa: B027
+                             is_tenant: bool = False) -> None:
+        """Index a payload field for filtered search (one of ``PAYLOAD_INDEX_KINDS``).
+
+        ``is_tenant`` (keyword/uuid fields): the field partitions the collection by tenant, and Qdrant
+        lays out storage so that one tenant's points sit together (its multitenancy guide).
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the target (file locks, connections)."""
@@ -136,6 +155,28 @@ class Target(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def qdrant_filter(filter: Any, flavor: str) -> Any:
+    """A {field: value} dict or a :mod:`cortex.where` AST as a Qdrant ``Filter`` (None for none)."""
+    if not filter:
+        return None
+    from cortex import where
+
+    expr = filter if not isinstance(filter, dict) else where.And(tuple(where.equals(f, v) for f, v in filter.items()))
+    return where.to_qdrant(expr, flavor)
+def merged_search_params(params: Any, ef: int | None, exact: bool) -> Any:
+    """A config file's SearchParams (or None) with an explicit ``ef`` / ``exact`` applied over it."""
+    if params is None and ef is None and not exact:
+        return None
+    from cortex.collection_config import SearchParams
+
+    p = params.model_copy() if params is not None else SearchParams()
+    if ef is not None:
+        p.hnsw_ef = ef
+    if exact:
+        p.exact = True
+    return p
 
 
 def normalize_rows(v: np.ndarray) -> np.ndarray:

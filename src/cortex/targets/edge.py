@@ -23,9 +23,18 @@ import numpy as np
 from cortex import disk_space
 from cortex.errors import CollectionBusyError, CortexError, DiskFullError, TargetError
 from cortex.ids import normalize_point_id
-from cortex.targets.base import CollectionInfo, StoredPoint, Target, split_vectors, stack_vectors
+from cortex.targets.base import (
+    CollectionInfo,
+    StoredPoint,
+    Target,
+    merged_search_params,
+    qdrant_filter,
+    split_vectors,
+    stack_vectors,
+)
 
 DEFAULT_INDEXING_THRESHOLD_KB = 10_000  # Qdrant's default
+CONFIG_FILE = "cortex_config.json"  # the CollectionConfig a collection was created from (migrate --config)
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _DISTANCES = {"cosine": "Cosine", "dot": "Dot", "euclid": "Euclid", "manhattan": "Manhattan"}
 
@@ -151,7 +160,7 @@ class EdgeTarget(Target):
 
     def create_collection(self, name: str, dim: int, distance: str, defer_indexing: bool = True, *,
                           sparse: dict[str, dict[str, Any]] | None = None,
-                          named: dict[str, dict[str, Any]] | None = None) -> None:
+                          named: dict[str, dict[str, Any]] | None = None, config: Any = None) -> None:
         d = self._dir(name)
         if (d / "edge_config.json").exists():
             raise TargetError(f"collection '{name}' already exists in {self.root}")
@@ -161,6 +170,13 @@ class EdgeTarget(Target):
             shutil.rmtree(d)
         d.parent.mkdir(parents=True, exist_ok=True)
         disk_space.check_create(self.root, name)
+        if config is not None:
+            from cortex.collection_config import edge_config
+
+            threshold = 0 if defer_indexing else _threshold(config)
+            self._shards[name] = _q().EdgeShard.create(str(d), edge_config(config, indexing_threshold=threshold))
+            (d / CONFIG_FILE).write_text(config.model_dump_json(exclude_none=True))
+            return
         threshold = 0 if defer_indexing else DEFAULT_INDEXING_THRESHOLD_KB
         self._shards[name] = _q().EdgeShard.create(str(d), self._edge_config(dim, distance, threshold, sparse, named))
 
@@ -201,7 +217,21 @@ class EdgeTarget(Target):
     def flush(self, name: str) -> None:
         self._open(name).flush()
 
+    def _created_from(self, name: str) -> Any:
+        """The CollectionConfig the collection was created from, or None."""
+        f = self._dir(name) / CONFIG_FILE
+        if not f.exists():
+            return None
+        from cortex.collection_config import CollectionConfig
+
+        return CollectionConfig.model_validate_json(f.read_text())
+
     def _reindex(self, name: str, threshold: int) -> Any:
+        created = self._created_from(name)
+        if created is not None:  # keep its HNSW / quantization / storage settings
+            from cortex.collection_config import edge_config
+
+            return self._open(name, edge_config(created, indexing_threshold=_threshold(created)))
         cfg = self._config_json(name) or {}
         vectors = dict(cfg["vectors"])
         vec = vectors.pop("")
@@ -252,12 +282,13 @@ class EdgeTarget(Target):
         return found, got, [r.payload for r in recs]
 
     def scroll(self, name: str, batch_size: int = 1000, with_vectors: bool = False,
-               with_payload: bool = True) -> Iterator[list[StoredPoint]]:
+               with_payload: bool = True, filter: Any = None) -> Iterator[list[StoredPoint]]:
         q = _q()
         shard = self._open(name)
         offset = None
+        flt = qdrant_filter(filter, "edge")
         while True:
-            recs, offset = shard.scroll(q.ScrollRequest(offset=offset, limit=batch_size,
+            recs, offset = shard.scroll(q.ScrollRequest(offset=offset, limit=batch_size, filter=flt,
                                                         with_payload=with_payload, with_vector=with_vectors))
             if recs:
                 yield [_stored(r, with_vectors) for r in recs]
@@ -265,25 +296,41 @@ class EdgeTarget(Target):
                 return
 
     def search(self, name: str, queries: np.ndarray, k: int, ef: int | None = None,
-               exact: bool = False, filter: dict[str, Any] | None = None) -> list[list[tuple[Any, float]]]:
+               exact: bool = False, filter: Any = None, params: Any = None) -> list[list[tuple[Any, float]]]:
         q = _q()
         shard = self._open(name)
-        params = q.SearchParams(hnsw_ef=ef, exact=exact)
-        flt = None
-        if filter:
-            flt = q.Filter(must=[q.FieldCondition(key=k_, match=q.MatchValue(v)) for k_, v in filter.items()])
+        if params is not None:
+            from cortex.collection_config import edge_search_params
+
+            params = edge_search_params(merged_search_params(params, ef, exact))
+        else:
+            params = q.SearchParams(hnsw_ef=ef, exact=exact)
+        flt = qdrant_filter(filter, "edge")
         reqs = [q.QueryRequest(limit=k, query=q.Query.Nearest(row), filter=flt, params=params)
                 for row in np.asarray(queries, dtype=np.float32).tolist()]
         results = shard.query_batch(q.QueryBatchRequest(reqs))
         return [[(normalize_point_id(p.id), float(p.score)) for p in res] for res in results]
 
-    def count(self, name: str, exact: bool = True) -> int:
-        return self._open(name).count(_q().CountRequest(exact=exact))
+    def count(self, name: str, exact: bool = True, filter: Any = None) -> int:
+        return self._open(name).count(_q().CountRequest(exact=exact, filter=qdrant_filter(filter, "edge")))
 
-    def create_payload_index(self, name: str, field_name: str, kind: str = "keyword") -> None:
+    def delete_points(self, name: str, filter: Any) -> None:
+        shard = self._open(name)
+        shard.update(_q().UpdateOperation.delete_points_by_filter(qdrant_filter(filter, "edge")))
+        shard.flush()
+
+    def create_payload_index(self, name: str, field_name: str, kind: str = "keyword",
+                             is_tenant: bool = False) -> None:
         q = _q()
-        schema = getattr(q.PayloadSchemaType, kind.capitalize())
+        schema: Any = getattr(q.PayloadSchemaType, kind.capitalize())
+        if is_tenant and kind in ("keyword", "uuid"):  # Qdrant Edge takes the tenant flag
+            schema = (q.KeywordIndexParams if kind == "keyword" else q.UuidIndexParams)(is_tenant=True)
         self._open(name).update(q.UpdateOperation.create_field_index(field_name, schema))
+
+
+def _threshold(config: Any) -> int:
+    o = config.optimizers
+    return o.indexing_threshold if o is not None and o.indexing_threshold is not None else DEFAULT_INDEXING_THRESHOLD_KB
 
 
 def _stored(r: Any, with_vectors: bool) -> StoredPoint:

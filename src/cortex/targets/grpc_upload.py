@@ -181,9 +181,11 @@ class GrpcUploader:
 
     def upsert(self, name: str, ids: list[Any], vectors: np.ndarray,
                payloads: list[dict[str, Any]] | None, *, sparse: dict[str, list[Any]] | None = None,
-               named: dict[str, np.ndarray] | None = None) -> None:
-        """One batch with ``wait=True``: returns once the server has applied it."""
+               named: dict[str, np.ndarray] | None = None, shard_key: str | int | None = None) -> None:
+        """One batch with ``wait=True``: returns once the server has applied it (into ``shard_key``'s shard)."""
         request = encode_upsert(name, ids, vectors, payloads, wait=True, sparse=sparse, named=named)
+        if shard_key is not None:
+            request += shard_key_field(shard_key)
         call = self._calls[next(self._next) % len(self._calls)]
         response = call(request, timeout=self.timeout)
         status = response.result.status
@@ -191,6 +193,14 @@ class GrpcUploader:
             raise TransientTargetError(f"upsert into '{name}': the server timed out waiting for the write")
         if status != self._ok:
             raise TargetError(f"upsert into '{name}' was not applied (update status {status})")
+
+
+def shard_key_field(key: str | int) -> bytes:
+    """``UpsertPoints.shard_key_selector`` (field 5) for one custom shard key; appended, protobuf merges it."""
+    from qdrant_client import grpc as g
+
+    sk = g.ShardKey(keyword=key) if isinstance(key, str) else g.ShardKey(number=int(key))
+    return g.UpsertPoints(shard_key_selector=g.ShardKeySelector(shard_keys=[sk])).SerializeToString()
 
 
 def _identity(b: bytes) -> bytes:

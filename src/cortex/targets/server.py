@@ -19,7 +19,7 @@ import numpy as np
 
 from cortex.errors import AuthError, BatchTooLargeError, TargetError, TransientTargetError
 from cortex.ids import normalize_point_id
-from cortex.targets.base import CollectionInfo, StoredPoint, Target, split_vectors
+from cortex.targets.base import CollectionInfo, StoredPoint, Target, merged_search_params, qdrant_filter, split_vectors
 
 T = TypeVar("T")
 DEFAULT_INDEXING_THRESHOLD_KB = 10_000
@@ -95,6 +95,7 @@ class ServerTarget(Target):
         self._uploader_lock = threading.Lock()
         # Local mode is not thread-safe (one SQLite connection): the pipeline's writers take turns.
         self._local_lock = threading.Lock() if self.local else None
+        self._thresholds: dict[str, int] = {}  # indexing threshold of a config-created collection, after its load
 
     @property
     def location(self) -> str:
@@ -159,8 +160,23 @@ class ServerTarget(Target):
 
     def create_collection(self, name: str, dim: int, distance: str, defer_indexing: bool = True, *,
                           sparse: dict[str, dict[str, Any]] | None = None,
-                          named: dict[str, dict[str, Any]] | None = None) -> None:
+                          named: dict[str, dict[str, Any]] | None = None, custom_sharding: bool = False,
+                          config: Any = None) -> None:
+        """As :meth:`Target.create_collection`; ``custom_sharding``: sharding_method custom (shard keys);
+        ``config``: a :class:`~cortex.collection_config.CollectionConfig` to create it from."""
         from qdrant_client import models
+
+        if config is not None:
+            from cortex.collection_config import client_create_kwargs
+
+            kw = client_create_kwargs(config.model_copy(update={"name": name}),
+                                      indexing_threshold=0 if defer_indexing else None)
+            if custom_sharding:
+                kw["sharding_method"] = models.ShardingMethod.CUSTOM
+            if config.optimizers is not None and config.optimizers.indexing_threshold is not None:
+                self._thresholds[name] = config.optimizers.indexing_threshold
+            self._call(f"create collection '{name}'", lambda: self.client.create_collection(**kw))
+            return
 
         def params(size: int, dist: str) -> Any:
             return models.VectorParams(size=size, distance=models.Distance(_DISTANCES[dist.lower()]))
@@ -179,6 +195,7 @@ class ServerTarget(Target):
             vectors_config=vectors,
             sparse_vectors_config=sparse_cfg,
             optimizers_config=models.OptimizersConfigDiff(indexing_threshold=threshold) if defer_indexing else None,
+            **({"sharding_method": models.ShardingMethod.CUSTOM} if custom_sharding else {}),
         ))
 
     def delete_collection(self, name: str) -> None:
@@ -187,24 +204,35 @@ class ServerTarget(Target):
     def upsert(self, name: str, ids: list[int | str], vectors: np.ndarray,
                payloads: list[dict[str, Any]] | None, *,
                sparse: dict[str, list[tuple[list[int], list[float]] | None]] | None = None,
-               named: dict[str, np.ndarray] | None = None) -> None:
+               named: dict[str, np.ndarray] | None = None, shard_key: str | int | None = None) -> None:
+        """As :meth:`Target.upsert`; ``shard_key``: into that custom shard key (custom sharding)."""
+        sk = {"shard_key": shard_key} if shard_key is not None else {}
         if self.raw_grpc_upload:
             up = self._uploader or self._make_uploader()
             if sparse or named:
                 self._call(f"upsert into '{name}'", lambda: up.upsert(name, ids, vectors, payloads,
-                                                                      sparse=sparse, named=named))
+                                                                      sparse=sparse, named=named, **sk))
             else:
-                self._call(f"upsert into '{name}'", lambda: up.upsert(name, ids, vectors, payloads))
+                self._call(f"upsert into '{name}'", lambda: up.upsert(name, ids, vectors, payloads, **sk))
             return
         from qdrant_client import models
 
+        rest = {"shard_key_selector": shard_key} if shard_key is not None else {}
         if sparse or named:
             points = [models.PointStruct(id=i, vector=v, payload=payloads[k] if payloads is not None else None)
                       for k, (i, v) in enumerate(zip(ids, _vector_dicts(vectors, sparse, named), strict=True))]
-            self._call(f"upsert into '{name}'", lambda: self.client.upsert(name, points=points, wait=True))
+            self._call(f"upsert into '{name}'", lambda: self.client.upsert(name, points=points, wait=True, **rest))
             return
         batch = models.Batch(ids=list(ids), vectors=vectors.tolist(), payloads=payloads)
-        self._call(f"upsert into '{name}'", lambda: self.client.upsert(name, points=batch, wait=True))
+        self._call(f"upsert into '{name}'", lambda: self.client.upsert(name, points=batch, wait=True, **rest))
+
+    def create_shard_key(self, name: str, key: str | int) -> bool:
+        """Create custom shard key ``key`` on a collection made with ``custom_sharding``; False when it exists."""
+        have = self._call(f"list shard keys of '{name}'", lambda: self.client.list_shard_keys(name))
+        if any(getattr(sk, "key", sk) == key for sk in (getattr(have, "shard_keys", None) or [])):
+            return False
+        self._call(f"create shard key {key!r} on '{name}'", lambda: self.client.create_shard_key(name, key))
+        return True
 
     def _make_uploader(self) -> Any:
         from cortex.targets.grpc_upload import GrpcUploader
@@ -220,7 +248,8 @@ class ServerTarget(Target):
         info = self.collection_info(name)
         if info is not None and info.optimizer.get("indexing_threshold") == 0:
             self._call(f"re-enable indexing of '{name}'", lambda: self.client.update_collection(
-                name, optimizers_config=models.OptimizersConfigDiff(indexing_threshold=DEFAULT_INDEXING_THRESHOLD_KB)))
+                name, optimizers_config=models.OptimizersConfigDiff(
+                    indexing_threshold=self._thresholds.get(name, DEFAULT_INDEXING_THRESHOLD_KB))))
 
     def optimize(self, name: str, wait: bool = True, progress: Any = None) -> CollectionInfo:
         from qdrant_client import models
@@ -244,37 +273,56 @@ class ServerTarget(Target):
         return {(sp := _stored(r, with_vectors)).id: sp for r in recs}
 
     def scroll(self, name: str, batch_size: int = 1000, with_vectors: bool = False,
-               with_payload: bool = True) -> Iterator[list[StoredPoint]]:
+               with_payload: bool = True, filter: Any = None) -> Iterator[list[StoredPoint]]:
         offset = None
+        flt = qdrant_filter(filter, "client")
         while True:
             recs, offset = self._call(f"scroll '{name}'", lambda o=offset: self.client.scroll(
-                name, limit=batch_size, offset=o, with_payload=with_payload, with_vectors=with_vectors))
+                name, limit=batch_size, offset=o, scroll_filter=flt, with_payload=with_payload,
+                with_vectors=with_vectors))
             if recs:
                 yield [_stored(r, with_vectors) for r in recs]
             if offset is None:
                 return
 
     def search(self, name: str, queries: np.ndarray, k: int, ef: int | None = None,
-               exact: bool = False, filter: dict[str, Any] | None = None) -> list[list[tuple[Any, float]]]:
+               exact: bool = False, filter: Any = None, params: Any = None) -> list[list[tuple[Any, float]]]:
         from qdrant_client import models
 
-        flt = None
-        if filter:
-            flt = models.Filter(must=[models.FieldCondition(key=f, match=models.MatchValue(value=v))
-                                      for f, v in filter.items()])
-        params = models.SearchParams(hnsw_ef=ef, exact=exact)
-        reqs = [models.QueryRequest(query=row, limit=k, filter=flt, params=params)
+        from cortex.collection_config import client_search_params
+
+        flt = qdrant_filter(filter, "client")
+        sp = (client_search_params(merged_search_params(params, ef, exact)) if params is not None
+              else models.SearchParams(hnsw_ef=ef, exact=exact))
+        reqs = [models.QueryRequest(query=row, limit=k, filter=flt, params=sp)
                 for row in np.asarray(queries, dtype=np.float32).tolist()]
         out = self._call(f"search '{name}'", lambda: self.client.query_batch_points(name, requests=reqs))
         return [[(normalize_point_id(p.id), float(p.score)) for p in r.points] for r in out]
 
-    def count(self, name: str, exact: bool = True) -> int:
-        return self._call(f"count '{name}'", lambda: self.client.count(name, exact=exact)).count
+    def count(self, name: str, exact: bool = True, filter: Any = None) -> int:
+        flt = qdrant_filter(filter, "client")
+        return self._call(f"count '{name}'", lambda: self.client.count(name, count_filter=flt, exact=exact)).count
 
-    def create_payload_index(self, name: str, field_name: str, kind: str = "keyword") -> None:
+    def delete_points(self, name: str, filter: Any, shard_key: str | int | None = None) -> None:
+        """As :meth:`Target.delete_points`; ``shard_key``: in that custom shard key only."""
         from qdrant_client import models
 
-        schema = getattr(models.PayloadSchemaType, kind.upper())
+        flt = qdrant_filter(filter, "client")
+        sk = {"shard_key_selector": shard_key} if shard_key is not None else {}
+        self._call(f"delete points from '{name}'", lambda: self.client.delete(
+            name, points_selector=models.FilterSelector(filter=flt), wait=True, **sk))
+
+    def create_payload_index(self, name: str, field_name: str, kind: str = "keyword",
+                             is_tenant: bool = False) -> None:
+        from qdrant_client import models
+
+        if self.local:
+            return  # qdrant-client's local mode keeps no payload indexes (it filters by scanning)
+        schema: Any = getattr(models.PayloadSchemaType, kind.upper())
+        if is_tenant and kind == "keyword":
+            schema = models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
+        elif is_tenant and kind == "uuid":
+            schema = models.UuidIndexParams(type=models.UuidIndexType.UUID, is_tenant=True)
         self._call(f"index payload field '{field_name}'", lambda: self.client.create_payload_index(
             name, field_name=field_name, field_schema=schema, wait=True))
 

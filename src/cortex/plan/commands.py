@@ -1,0 +1,184 @@
+"""``plan``: inventory + schema in one pass, experiments on the sample, estimate, tuned config file."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cortex.collection_config import ConfigFile, Expected, PayloadIndex, SearchParams, dump_config
+from cortex.errors import CortexError, SourceError
+from cortex.parity import add_noise
+from cortex.plan import estimate as est
+from cortex.plan import tune
+from cortex.plan.experiment import Candidate, exact_topk, run_trial
+from cortex.plan.inventory import Sample, scan
+from cortex.sources import SourceOptions, open_source
+
+Event = Callable[[str], None]
+
+
+@dataclass
+class PlanResult:
+    source: str
+    collection: str
+    min_recall: float
+    sample: int
+    inventory: dict[str, Any]
+    payload_indexes: dict[str, dict[str, Any]]
+    guide: dict[str, Any]
+    estimates: dict[str, dict[str, Any]]  # candidate -> projected disk / RAM of the full collection
+    time: dict[str, Any]  # projected load + build of the chosen config (and the defaults')
+    trials: list[dict[str, Any]]
+    options: list[dict[str, Any]]
+    chosen: dict[str, Any] | None
+    reason: str
+    config: dict[str, Any] | None  # the collection config written to --output
+    output: str | None = None
+    seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.chosen is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        d = asdict(self)
+        d["ok"] = self.ok
+        return d
+
+
+def _unique(sample: Sample) -> Sample:
+    seen: set[Any] = set()
+    keep = [i for i, pid in enumerate(sample.ids) if not (pid in seen or seen.add(pid))]
+    if len(keep) == len(sample.ids):
+        return sample
+    return Sample(sample.vectors[keep], [sample.ids[i] for i in keep], [sample.payloads[i] for i in keep])
+
+
+def plan(source: str, *, source_type: str | None = None, options: SourceOptions | None = None,
+         collection: str | None = None, sample: int = 20_000, min_recall: float = 0.95, k: int = 10,
+         num_queries: int = 200, noise: float = 0.1, quick: bool = False, candidates: list[str] | None = None,
+         output: str | None = None,
+         workdir: str | None = None, seed: int = 0, batch_size: int = 2000, progress: Any = None,
+         on_event: Event | None = None) -> PlanResult:
+    """Measure ``source`` and write the tuned collection config (``output``, YAML) the other commands read."""
+    say = on_event or (lambda _m: None)
+    if sample < 100:
+        raise CortexError(f"--sample {sample}: use at least 100 points (20,000 is the default)")
+    tune.candidates("x", 1, "cosine", only=candidates)  # an unknown --candidates name fails before the long read
+    t_start = time.perf_counter()
+    phases: dict[str, float] = {}
+    with open_source(source, source_type, options) as src:
+        inv, smp = scan(src, sample=sample, batch_size=batch_size, seed=seed, progress=progress)
+    phases["inventory"] = inv.seconds
+    if inv.valid == 0 or not inv.dim:
+        raise SourceError(f"{source}: no valid vectors to plan from ({inv.count:,} records read, "
+                          f"{inv.nan_vectors + inv.inf_vectors:,} non-finite, {inv.wrong_dim:,} wrong dimension)")
+    smp = _unique(smp)
+    n = len(smp.ids)
+    total = max(inv.valid - inv.duplicate_ids, n)
+    name = collection or _default_name(source)
+    distance = inv.distance["distance"]
+    rng = np.random.default_rng(seed)
+    nq = min(num_queries, n)
+    queries = add_noise(smp.vectors[rng.choice(n, nq, replace=False)], noise, rng)
+    truth = exact_topk(smp.vectors, queries, min(k, n), distance)
+    indexes = {f["field"]: PayloadIndex(type=f["suggested_index"]["type"],
+                                        is_tenant=f["suggested_index"].get("is_tenant"))
+               for f in inv.schema if f.get("suggested_index")}
+    cands = tune.candidates(name, inv.dim, distance, quick=quick, only=candidates)
+    own_dir = workdir is None
+    wd = Path(tempfile.mkdtemp(prefix="cortex-plan-")) if own_dir else Path(workdir)
+    wd.mkdir(parents=True, exist_ok=True)
+    trials = []
+    estimates: dict[str, dict[str, Any]] = {}
+    t0 = time.perf_counter()
+    try:
+        half_n = n // 2
+        half = Sample(smp.vectors[:half_n], smp.ids[:half_n], smp.payloads[:half_n])
+        say(f"[0/{len(cands)}] defaults on {half_n:,} points (fixed costs and how the build time grows) ...")
+        truth_half = exact_topk(half.vectors, queries, min(k, n), distance)
+        half_trial = run_trial(cands[0], half, queries, truth_half, wd, k=min(k, n), payload_indexes=indexes,
+                               label=f"defaults@{half_n}")
+        for i, c in enumerate(cands, 1):
+            say(f"[{i}/{len(cands)}] {c.name}: loading {n:,} sample points and building the index ...")
+            tr = run_trial(c, smp, queries, truth, wd, k=min(k, n), payload_indexes=indexes)
+            best = max(tr.searches, key=lambda s: s.recall)
+            say(f"      load {tr.load_seconds:.1f} s, build {tr.build_seconds:.1f} s, best recall@{k} "
+                f"{best.recall:.3f} ({_p(best.params)})")
+            trials.append(tr)
+    finally:
+        if own_dir:
+            shutil.rmtree(wd, ignore_errors=True)
+    phases["experiments"] = round(time.perf_counter() - t0, 3)
+    fixed = est.fit_fixed(trials[0], half_trial)
+    wal = max(t.wal_bytes for t in trials)
+    for c, tr in zip(cands, trials, strict=True):
+        estimates[c.name] = est.project(tr, c.config, fixed, total, wal)
+    model = est.build_model(trials[0], half_trial)
+    rows = tune.options(trials, cands, estimates)
+    drops = tune.recall_drop(half_trial, trials[0], total)
+    for r in rows:
+        r["projected_recall"] = round(max(0.0, r["recall"] - drops.get(r["search"].get("hnsw_ef"), 0.0)), 4)
+    pick, reason = tune.choose(rows, min_recall)
+    by = {t.name: t for t in trials}
+    vbytes = total * inv.dim * 4
+    times = {"defaults": est.time_estimate(by["defaults"], total, inv.rows_per_second, model, vbytes)}
+    cfg_dict = None
+    chosen_cand: Candidate | None = None
+    if pick is not None:
+        chosen_cand = next(c for c in cands if c.name == pick["candidate"])
+        times["chosen"] = est.time_estimate(by[chosen_cand.name], total, inv.rows_per_second, model, vbytes)
+        e = estimates[chosen_cand.name]
+        cc = chosen_cand.config.model_copy(update={
+            "payload_indexes": indexes,
+            "search": SearchParams.model_validate(pick["search"]),
+            "expected": Expected(recall_at_10=pick["projected_recall"], p50_ms=pick["p50_ms"], p95_ms=pick["p95_ms"],
+                                 build_seconds=times["chosen"]["build_seconds"], ram_bytes=e["ram_bytes"],
+                                 disk_bytes=e["disk_bytes"], sample=n),
+        })
+        cfg_dict = cc.model_dump(mode="json", exclude_none=True)
+        if output:
+            _write(output, ConfigFile(collections=[cc]), inv, pick, reason, total)
+    result = PlanResult(
+        source=source, collection=name, min_recall=min_recall, sample=n, inventory=inv.to_dict(),
+        payload_indexes={f: i.model_dump(exclude_none=True) for f, i in indexes.items()},
+        guide=est.guide_formula(total, inv.dim), estimates=estimates, time=times,
+        trials=[t.to_dict() for t in [half_trial, *trials]], options=rows, chosen=pick, reason=reason, config=cfg_dict,
+        output=output if pick is not None else None, phases=phases, warnings=list(inv.warnings))
+    result.seconds = round(time.perf_counter() - t_start, 3)
+    return result
+
+
+def _p(params: dict[str, Any]) -> str:
+    q = params.get("quantization") or {}
+    return f"hnsw_ef {params.get('hnsw_ef')}" + (f", oversampling {q.get('oversampling')}" if q else "")
+
+
+def _default_name(source: str) -> str:
+    import re
+
+    stem = Path(source.rstrip("/")).stem or "collection"
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", stem) or "collection"
+
+
+def _write(path: str, cfg: ConfigFile, inv: Any, pick: dict[str, Any], reason: str, total: int) -> None:
+    head = [
+        "# Written by `cortex qdrant plan` (apply with `cortex qdrant migrate --config` or `setup --config`).",
+        f"# Source: {inv.source} ({total:,} points x {inv.dim}, {inv.kind}).",
+        f"# {reason}.",
+        "# `search` holds the query-time parameters the application must pass for the expected recall.",
+    ]
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text("\n".join(head) + "\n" + dump_config(cfg), encoding="utf-8")

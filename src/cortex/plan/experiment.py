@@ -1,0 +1,249 @@
+"""Load the sample into embedded Qdrant under one candidate config and measure it.
+
+Every figure comes from the engine: load and HNSW build seconds, the shard's allocated bytes
+per component (vectors, quantized vectors, HNSW graph, payload, payload index, id tracker, WAL),
+the process's resident memory while the shard is open and queried, and recall@k against exact
+numpy search with the candidate's query-time parameters.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cortex.collection_config import CollectionConfig, HnswConfig, Optimizers, SearchParams
+from cortex.plan.inventory import Sample
+from cortex.targets.edge import EdgeTarget
+
+COMPONENTS = ("vectors", "quantized", "hnsw", "payload", "payload_index", "id_tracker", "other")
+
+
+@dataclass
+class Candidate:
+    name: str
+    config: CollectionConfig  # what plan.yaml would hold (name/size/distance filled in)
+    searches: list[SearchParams]  # query-time variants measured on the same build
+    why: str = ""
+    tune: bool = True  # False: measured for the estimate only, never chosen
+
+
+@dataclass
+class SearchResult:
+    params: dict[str, Any]
+    recall: float
+    p50_ms: float
+    p95_ms: float
+    mean_ms: float
+
+
+@dataclass
+class TrialResult:
+    name: str
+    points: int
+    load_seconds: float
+    build_seconds: float
+    build_cpu_seconds: float  # CPU time of the build (all engine threads): steadier than wall time on a busy host
+    disk: dict[str, int]  # component -> allocated bytes (WAL apart)
+    wal_bytes: int
+    rss_anon_bytes: int  # resident anonymous memory the open shard added (after the queries)
+    rss_file_bytes: int  # resident file-backed pages (mmap) it added
+    searches: list[SearchResult] = field(default_factory=list)
+    indexed: int = 0
+    segments: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def rss() -> tuple[int, int]:
+    """(RssAnon, RssFile) of this process in bytes (Linux); (0, 0) elsewhere."""
+    anon = filed = 0
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("RssAnon:"):
+                    anon = int(line.split()[1]) * 1024
+                elif line.startswith("RssFile:"):
+                    filed = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return anon, filed
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process, every thread included (the engine builds in Rust threads)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def component(rel: Path) -> str:
+    parts = rel.parts
+    s = "/".join(parts)
+    if parts and parts[0] == "wal":
+        return "wal"
+    if "quantized" in rel.name:
+        return "quantized"
+    if "vector_index" in s:
+        return "hnsw"
+    if "vector_storage" in s:
+        return "vectors"
+    if "payload_index" in s:
+        return "payload_index"
+    if "payload_storage" in s:
+        return "payload"
+    if rel.name.startswith("id_tracker") or "id_tracker" in s or "mutable_id_tracker" in s:
+        return "id_tracker"
+    return "other"
+
+
+def disk_components(path: Path) -> dict[str, int]:
+    """Allocated bytes (not apparent size: files are preallocated sparse) per component of a shard."""
+    out = dict.fromkeys((*COMPONENTS, "wal"), 0)
+    for f in path.rglob("*"):
+        if f.is_file():
+            st = f.stat()
+            out[component(f.relative_to(path))] += getattr(st, "st_blocks", 0) * 512 or st.st_size
+    return out
+
+
+def experimental(config: CollectionConfig) -> CollectionConfig:
+    """The candidate as the sample needs it: always indexed and searched through the graph, as the
+    full collection will be (the sample alone would fall under Qdrant's size thresholds)."""
+    h = (config.hnsw or HnswConfig()).model_copy(update={"full_scan_threshold": 1})
+    o = (config.optimizers or Optimizers()).model_copy(update={"indexing_threshold": 1})
+    return config.model_copy(update={"hnsw": h, "optimizers": o})
+
+
+def exact_topk(vectors: np.ndarray, queries: np.ndarray, k: int, distance: str) -> np.ndarray:
+    """Indices of the exact top-k rows for each query (numpy, in blocks)."""
+    v, q = vectors, queries
+    if distance == "cosine":
+        v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-30)
+        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-30)
+    out = np.empty((len(q), k), dtype=np.int64)
+    for lo in range(0, len(q), 256):
+        qb = q[lo:lo + 256]
+        if distance in ("cosine", "dot"):
+            score = qb @ v.T
+        elif distance == "euclid":
+            score = -((qb * qb).sum(1)[:, None] - 2 * qb @ v.T + (v * v).sum(1)[None, :])
+        else:
+            score = -np.abs(qb[:, None, :] - v[None, :, :]).sum(-1)
+        kk = min(k, score.shape[1])
+        part = np.argpartition(-score, kk - 1, axis=1)[:, :kk]
+        order = np.take_along_axis(score, part, 1).argsort(axis=1)[:, ::-1]
+        out[lo:lo + len(qb), :kk] = np.take_along_axis(part, order, 1)
+    return out
+
+
+def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.ndarray, workdir: Path, *,
+              k: int = 10, batch_size: int = 500, payload_indexes: dict[str, Any] | None = None,
+              keep: bool = False, label: str | None = None) -> TrialResult:
+    """Build the sample's collection under ``cand`` in ``workdir`` and measure it."""
+    cfg = experimental(cand.config)
+    root = workdir / cand.name
+    shutil.rmtree(root, ignore_errors=True)
+    tgt = EdgeTarget(root)
+    n = len(sample.ids)
+    try:
+        t0 = time.perf_counter()
+        tgt.create_collection("s", cfg.vectors.size, cfg.vectors.distance, defer_indexing=True, config=cfg)
+        for lo in range(0, n, batch_size):
+            hi = min(n, lo + batch_size)
+            tgt.upsert("s", sample.ids[lo:hi], sample.vectors[lo:hi], _payloads(sample.payloads[lo:hi]))
+        tgt.flush("s")
+        load = time.perf_counter() - t0
+        for fld, idx in (payload_indexes or {}).items():
+            tgt.create_payload_index("s", fld, idx.type, is_tenant=bool(idx.is_tenant))
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        tgt.finish_load("s")
+        build, build_cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        info = tgt.collection_info("s")
+        tgt.close()
+        disk = disk_components(root / "s")
+        wal = disk.pop("wal")
+        heap = heap_in_fresh_process(root, cand.searches, queries, k)
+        a0, f0 = rss()
+        tgt = EdgeTarget(root)
+        tgt.count("s")
+        pos = {pid: i for i, pid in enumerate(sample.ids)}
+        results = []
+        for sp in cand.searches:
+            tgt.search("s", queries[:5], k, params=sp)  # warm-up
+            lat = []
+            got = []
+            for i in range(len(queries)):
+                t = time.perf_counter()
+                res = tgt.search("s", queries[i:i + 1], k, params=sp)[0]
+                lat.append(time.perf_counter() - t)
+                got.append([pos.get(pid, -1) for pid, _ in res])
+            rec = float(np.mean([len(set(g) & set(t.tolist())) / k for g, t in zip(got, truth, strict=True)]))
+            ms = np.asarray(lat) * 1000
+            results.append(SearchResult(params=sp.model_dump(exclude_none=True), recall=round(rec, 4),
+                                        p50_ms=round(float(np.percentile(ms, 50)), 3),
+                                        p95_ms=round(float(np.percentile(ms, 95)), 3),
+                                        mean_ms=round(float(ms.mean()), 3)))
+        a1, f1 = rss()
+        return TrialResult(name=label or cand.name, points=n, load_seconds=round(load, 3),
+                           build_seconds=round(build, 3), build_cpu_seconds=round(build_cpu, 3),
+                           disk=disk, wal_bytes=wal,
+                           rss_anon_bytes=heap if heap is not None else max(0, a1 - a0), rss_file_bytes=max(0, f1 - f0),
+                           searches=results, indexed=(info.indexed_vectors or 0) if info else 0,
+                           segments=(info.segments or 0) if info else 0)
+    finally:
+        tgt.close()
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+_HEAP_PROBE = """
+import sys, numpy as np, qdrant_edge
+from cortex.collection_config import SearchParams
+from cortex.plan.experiment import rss
+from cortex.targets.edge import EdgeTarget
+root, qfile, k, params = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+qs = np.load(qfile)
+a0, _ = rss()
+t = EdgeTarget(root)
+t.count("s")
+for p in params:
+    sp = SearchParams.model_validate_json(p)
+    for i in range(len(qs)):
+        t.search("s", qs[i:i + 1], k, params=sp)
+a1, _ = rss()
+t.close()
+print(max(0, a1 - a0))
+"""
+
+
+def heap_in_fresh_process(root: Path, searches: list[SearchParams], queries: np.ndarray, k: int) -> int | None:
+    """Anonymous memory the open, queried shard adds, measured in a new process: in this one, heap freed by
+    earlier trials is reused and hides it. None when the probe cannot run (the in-process delta is used)."""
+    import os
+    import subprocess
+    import sys
+
+    qfile = root / "queries.npy"
+    np.save(qfile, np.asarray(queries, dtype=np.float32))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    try:
+        p = subprocess.run([sys.executable, "-c", _HEAP_PROBE, str(root), str(qfile), str(k),
+                            *[sp.model_dump_json(exclude_none=True) for sp in searches]],
+                           capture_output=True, text=True, env=env, timeout=600)
+        return int(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else None
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+        return None
+    finally:
+        qfile.unlink(missing_ok=True)
+
+
+def _payloads(pls: list[dict[str, Any] | None]) -> list[dict[str, Any]] | None:
+    return None if all(p is None for p in pls) else [p or {} for p in pls]

@@ -1,0 +1,228 @@
+"""`cortex qdrant plan`: inventory and schema from one pass, experiments in real Qdrant Edge, the config file
+it writes, and `migrate --config` / `compare --config` / `benchmark --config` using it (both targets)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import numpy as np
+import pytest
+import yaml
+from helpers import vectors
+
+from cortex.collection_config import load_config
+from cortex.plan.inventory import scan
+from cortex.plan.sketch import KMV, hash64
+from cortex.sources import open_source
+from cortex.targets.edge import EdgeTarget
+
+
+def _clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(12, dim))
+    x = centers[rng.integers(0, 12, n)] + 0.4 * rng.normal(size=(n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _jsonl(path, rows):
+    with open(path, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    return path
+
+
+def test_inventory_counts_ids_duplicates_bad_vectors_and_schema(tmp_path):
+    x = vectors(400, 8, seed=1)
+    u = str(uuid.UUID(int=5))
+    rows = []
+    for i in range(400):
+        rid = [i, f"doc-{i}", str(i + 1000), u if i == 3 else str(uuid.UUID(int=10_000 + i))][i % 4]
+        vec = x[i].tolist()
+        if i == 10:
+            vec[2] = float("nan")
+        if i == 11:
+            vec = [0.0] * 8
+        pl = {"workspace_id": f"ws-{i % 5}", "created_at": f"2026-01-{1 + i % 28:02d}T00:00:00Z", "n": i,
+              "text": "word " * 30, "path": f"src/{i}.py"}
+        if i % 2:
+            pl["lang"] = ["py", "go"][i % 4 // 2]
+        rows.append({"id": rid, "vector": vec, "payload": pl})
+    rows += [{"id": 4, "vector": x[0].tolist(), "payload": {}}, {"id": "doc-1", "vector": x[1].tolist()}]
+    src = open_source(str(_jsonl(tmp_path / "a.jsonl", rows)))
+    inv, smp = scan(src, sample=50, batch_size=64)
+    assert inv.count == 402 and inv.dim == 8
+    assert inv.unreadable == 1 and inv.zero_vectors == 1 and inv.valid == 401  # NaN: not JSON, unreadable
+    assert inv.duplicate_ids == 2 and set(inv.duplicate_examples) == {4, "doc-1"}
+    assert inv.id_kinds == {"unsigned_int": 101, "other_string": 101, "digit_string": 99, "uuid": 100}
+    assert "uuid5" in inv.id_mapping["other_string"]
+    assert inv.unit_norm_fraction == 0.0 and "norms vary" in inv.distance["why"]
+    assert len(smp.ids) == 50 and smp.vectors.shape == (50, 8) and np.isfinite(smp.vectors).all()
+    f = {d["field"]: d for d in inv.schema}
+    assert f["workspace_id"]["suggested_index"]["is_tenant"] is True and f["workspace_id"]["distinct"] == 5
+    assert f["lang"]["fill_rate"] == round(200 / 401, 4) and f["lang"]["suggested_index"]["type"] == "keyword"
+    assert f["created_at"]["type"] == "datetime" and f["created_at"]["suggested_index"]["type"] == "datetime"
+    assert f["n"]["suggested_index"]["type"] == "integer"
+    assert f["text"]["suggested_index"]["type"] == "text"
+    assert f["path"]["suggested_index"] is None  # unique per point: a key, not a filter
+    assert f["path"]["distinct"] == 399 and f["path"]["distinct_exact"] is True  # the NaN row's is not read
+
+
+def test_inventory_finds_nan_inf_and_zero_vectors_and_unit_norms(tmp_path):
+    x = vectors(300, 6, seed=2)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x[5, 1], x[6, 0], x[7] = np.nan, np.inf, 0.0
+    np.save(tmp_path / "m.npy", x)
+    inv, smp = scan(open_source(str(tmp_path / "m.npy")), sample=1000, batch_size=128)
+    assert (inv.nan_vectors, inv.inf_vectors, inv.zero_vectors, inv.valid) == (1, 1, 1, 298)
+    assert inv.unit_norm_fraction == 1.0 and "cosine == dot" in inv.distance["why"]
+    assert len(smp.ids) == 298 and 7 in smp.ids and 5 not in smp.ids  # zero vectors are valid, NaN rows are not
+
+
+def test_kmv_sketch_is_exact_when_small_and_close_when_large():
+    s = KMV(k=1024)
+    for i in range(500):
+        s.add(hash64(i % 300))
+    assert s.estimate() == 300 and s.exact
+    big = KMV(k=1024)
+    for i in range(60_000):
+        big.add(hash64(f"v{i}"))
+    assert not big.exact and abs(big.estimate() - 60_000) / 60_000 < 0.1
+    assert hash64(1) != hash64("1")
+
+
+@pytest.fixture(scope="module")
+def planned(tmp_path_factory):
+    """One plan run shared by the tests below (the experiments are the slow part)."""
+    from typer.testing import CliRunner
+
+    from cortex.cli import app
+
+    d = tmp_path_factory.mktemp("plan")
+    x = _clustered(1500, 32)
+    np.save(d / "m.npy", x)
+    _jsonl(d / "m.jsonl", [{"workspace_id": f"ws-{i % 6}", "kind": ["a", "b", "c"][i % 3], "n": i}
+                           for i in range(len(x))])
+    res = CliRunner().invoke(app, ["qdrant", "plan", "--source", str(d / "m.npy"), "--payloads", str(d / "m.jsonl"),
+                                   "--sample", "600", "--quick", "--num-queries", "60", "--collection", "docs",
+                                   "--output", str(d / "plan.yaml"), "--report", str(d / "plan.html"), "--json"],
+                             catch_exceptions=False)
+    return d, res
+
+
+def test_plan_writes_a_config_meeting_the_recall_goal(planned):
+    d, res = planned
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["ok"] and out["inventory"]["count"] == 1500 and out["sample"] == 600
+    names = [t["name"] for t in out["trials"]]
+    assert names == ["defaults@300", "defaults", "int8", "int8-ef64", "int8-m8", "int8-ondisk"]
+    for t in out["trials"]:
+        assert t["points"] in (300, 600) and t["build_seconds"] > 0 and t["disk"]["vectors"] >= t["points"] * 32 * 4
+        assert t["indexed"] == t["points"]  # the sample was really indexed (HNSW), not searched exactly
+    assert out["trials"][2]["disk"]["quantized"] > 0 and out["trials"][1]["disk"]["quantized"] == 0
+    est = out["estimates"]
+    assert est["int8-ondisk"]["ram_bytes"] < est["int8"]["ram_bytes"]  # vectors left on disk
+    assert est["defaults"]["bytes_per_point"]["vectors"] == pytest.approx(32 * 4, rel=0.05)
+    assert out["guide"]["total_bytes"] == int(1500 * 32 * 4 * 3.5)
+    assert out["chosen"]["projected_recall"] >= 0.95
+    cfg = load_config(d / "plan.yaml").collection()
+    assert cfg.name == "docs" and cfg.vectors.size == 32 and cfg.vectors.distance == "cosine"
+    assert cfg.search is not None and cfg.search.hnsw_ef == out["chosen"]["search"]["hnsw_ef"]
+    assert cfg.payload_indexes["workspace_id"].is_tenant and cfg.payload_indexes["kind"].type == "keyword"
+    assert cfg.expected.recall_at_10 == out["chosen"]["projected_recall"]
+    page = (d / "plan.html").read_text()
+    assert "<svg" in page and "Payload schema" in page and "the migration guide&#x27;s formula" in page
+
+
+def test_migrate_with_the_config_creates_that_collection_and_compare_uses_its_params(planned, cli, tmp_path):
+    d, _ = planned
+    # a copy of the plan with int8 quantization and a non-default graph, so the settings are visible
+    raw = yaml.safe_load((d / "plan.yaml").read_text())
+    c = raw["collections"][0]
+    c.update(hnsw={"m": 8, "ef_construct": 40}, quantization={"scalar": {"type": "int8", "always_ram": True}},
+             search={"hnsw_ef": 32, "quantization": {"rescore": True, "oversampling": 2.0}})
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
+    r = cli("qdrant", "migrate", "--source", d / "m.npy", "--payloads", d / "m.jsonl", "--target", "docs",
+            "--config", "p.yaml")
+    assert r.exit_code == 0, r.stderr
+    with EdgeTarget(tmp_path / "qdrant_storage") as t:
+        info = t.collection_info("docs")
+        assert info.points == 1500 and info.hnsw["m"] == 8 and info.hnsw["ef_construct"] == 40
+        assert info.payload_indexes["workspace_id"] == "keyword" and info.payload_indexes["n"] == "integer"
+        assert t._open("docs").info().payload_schema["workspace_id"].params.is_tenant is True
+    edge_cfg = json.loads((tmp_path / "qdrant_storage" / "docs" / "edge_config.json").read_text())
+    assert edge_cfg["quantization_config"] == {"scalar": {"type": "int8", "always_ram": True}}
+    assert edge_cfg["optimizers"]["indexing_threshold"] == 10_000  # re-enabled after the deferred load
+    r = cli("qdrant", "compare", "--source", d / "m.npy", "--collection", "docs", "--config", "p.yaml",
+            "--num-queries", "40", "--json")
+    assert r.exit_code == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["ef"] == 32 and out["qdrant"]["recall"] >= 0.9
+    r = cli("qdrant", "benchmark", "--collection", "docs", "--config", "p.yaml", "--num-queries", "20", "--json")
+    assert r.exit_code == 0, r.stderr
+
+
+def test_migrate_with_the_config_into_the_server_target(planned, cli, tmp_path):
+    d, _ = planned
+    r = cli("qdrant", "migrate", "--source", d / "m.npy", "--target", "docs", "--config", d / "plan.yaml",
+            "--url", f"local:{tmp_path / 'local'}")
+    assert r.exit_code == 0, r.stderr
+    from qdrant_client import QdrantClient
+
+    cl = QdrantClient(path=str(tmp_path / "local"))
+    try:
+        info = cl.get_collection("docs")
+        assert info.points_count == 1500 and info.config.params.vectors.size == 32
+        assert info.config.params.vectors.on_disk == load_config(d / "plan.yaml").collection().vectors.on_disk
+    finally:
+        cl.close()
+
+
+def test_bad_config_is_one_line_naming_the_key_and_line(planned, cli, tmp_path):
+    d, _ = planned
+    text = (d / "plan.yaml").read_text().replace("  hnsw:\n", "  hnsw:\n    m_typo: 3\n", 1)
+    (tmp_path / "bad.yaml").write_text(text)
+    r = cli("qdrant", "migrate", "--source", d / "m.npy", "--target", "x", "--config", "bad.yaml")
+    assert r.exit_code == 2
+    line = text.splitlines().index("    m_typo: 3") + 1
+    assert r.stderr.strip().startswith("Error:") and len(r.stderr.strip().splitlines()) == 1
+    assert f"bad.yaml:{line}:" in r.stderr and "m_typo" in r.stderr
+    other = tmp_path / "o.npy"
+    np.save(other, vectors(10, 16))
+    r = cli("qdrant", "migrate", "--source", other, "--target", "y", "--config", d / "plan.yaml")
+    assert r.exit_code == 2 and "vectors.size is 32" in r.stderr and "16 dimensions" in r.stderr
+    assert not (tmp_path / "qdrant_storage" / "y").exists()
+
+
+def test_plan_refuses_a_source_without_valid_vectors(cli, tmp_path):
+    np.save(tmp_path / "bad.npy", np.full((5, 4), np.nan, dtype=np.float32))
+    r = cli("qdrant", "plan", "--source", "bad.npy", "--sample", "100")
+    assert r.exit_code == 2 and "no valid vectors" in r.stderr and "5 non-finite" in r.stderr
+
+
+def test_migrate_and_compare_with_the_config_on_a_qdrant_grpc_server(planned, cli, tmp_path, qdrant_server):
+    d, _ = planned
+    raw = yaml.safe_load((d / "plan.yaml").read_text())
+    raw["collections"][0].update(hnsw={"m": 12, "ef_construct": 50},
+                                 quantization={"scalar": {"type": "int8", "always_ram": True}},
+                                 search={"hnsw_ef": 40, "quantization": {"rescore": True, "oversampling": 2.0}})
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
+    r = cli("qdrant", "migrate", "--source", d / "m.npy", "--payloads", d / "m.jsonl", "--target", "docs",
+            "--config", "p.yaml", *qdrant_server.cortex_args)
+    assert r.exit_code == 0, r.stderr
+    client = qdrant_server.client()
+    try:
+        info = client.get_collection("docs")
+        assert info.points_count == 1500
+        assert info.config.hnsw_config.m == 12 and info.config.hnsw_config.ef_construct == 50
+        assert info.config.quantization_config.scalar.always_ram is True
+        assert info.config.optimizer_config.indexing_threshold == 10_000  # re-enabled after the load
+        # (the test server does not report index params back; is_tenant is checked on the embedded target)
+        assert str(info.payload_schema["workspace_id"].data_type).lower().endswith("keyword")
+    finally:
+        client.close()
+    r = cli("qdrant", "compare", "--source", d / "m.npy", "--collection", "docs", "--config", "p.yaml",
+            "--num-queries", "30", "--json", *qdrant_server.cortex_args)
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["ef"] == 40
