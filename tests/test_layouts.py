@@ -183,3 +183,13 @@ def test_partitions_write_one_layout(cli, faiss_dir, tmp_path):
     r = cli("qdrant", "verify", "--collection", "hs", "--source", src, "--layout", "haystack", "--text-column",
             "body", "--full")
     assert r.exit_code == 0, r.stdout
+
+
+def test_where_filters_source_fields_before_the_layout(faiss_dir, tmp_path):
+    q = tmp_path / "q"
+    s = migrate(str(faiss_dir), "rust", url=f"local:{q}", state_dir=str(tmp_path / "s"),
+                options=SourceOptions(trust_pickle=True, where="lang = 'rust'"))
+    assert (s.layout, s.written, s.read) == ("langchain", 20, 40)
+    with _client(q) as client:
+        pts = client.scroll("rust", limit=100)[0]
+    assert all(p.payload["metadata"]["lang"] == "rust" and p.payload["page_content"].startswith("text ") for p in pts)
