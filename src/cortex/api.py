@@ -496,13 +496,23 @@ class ExportSummary:
 
 
 def export(source: str, output: str, *, source_type: str | None = None, options: SourceOptions | None = None,
-           batch_size: int = 1000, progress: Progress | None = None, layout: str | None = None) -> ExportSummary:
+           batch_size: int = 1000, progress: Progress | None = None, format: str | None = None,
+           layout: str | None = None) -> Any:
     """The migration guide's Step 2 for any source: JSONL of ``{id, vector, payload}`` with the original ids.
 
-    ``output`` ending in ``.gz`` or ``.zst`` is written compressed.
+    ``output`` ending in ``.gz`` or ``.zst`` is written compressed. ``format="parquet"`` (or an output ending in
+    ``.parquet``) writes lossless Parquet instead (:mod:`cortex.snapshot.parquet_format`).
     """
     from cortex import compressed
     from cortex.dead_letter import DeadLetter, dumps
+
+    if (format or ("parquet" if output.endswith(".parquet") else "jsonl")) == "parquet":
+        from cortex.snapshot.parquet_format import write_parquet
+
+        return write_parquet(source, output, source_type=source_type, options=with_layout(options, layout),
+                             batch_size=batch_size, progress=progress)
+    if format not in (None, "jsonl"):
+        raise SourceError(f"--format {format!r}: choose jsonl or parquet")
 
     t0 = time.perf_counter()
     out = Path(output)
@@ -633,4 +643,11 @@ from cortex.rollout.commands import (  # noqa: E402,F401
     rollout_revert,
     rollout_run,
     rollout_status,
+)
+from cortex.snapshot.commands import (  # noqa: E402,F401
+    backup,
+    snapshot_create,
+    snapshot_delete,
+    snapshot_list,
+    snapshot_restore,
 )

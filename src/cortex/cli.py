@@ -426,18 +426,21 @@ class _null:
 @source_flags
 def export(
     source: Annotated[str, typer.Option("--source", "-s", help="What to export.")],
-    output: Annotated[str, typer.Option("--output", "-o", help="JSONL file to write; .jsonl.gz or .jsonl.zst "
-                                        "writes it compressed.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="File to write: .jsonl (.jsonl.gz or .jsonl.zst "
+                                        "compressed) or .parquet.")],
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 1000,
+    format: Annotated[str | None, typer.Option("--format", help="jsonl or parquet (lossless: ids, fixed-size "
+                                               "vectors, payload columns); default: from the --output suffix.")
+                      ] = None,
     json_out: JsonOpt = False,
     source_type: Any = None, source_opts: Any = None,
 ) -> None:
-    """Export any source to the migration guide's JSONL of {id, vector, payload} (original ids kept)."""
+    """Export any source to the migration guide's JSONL of {id, vector, payload} (original ids kept), or to Parquet."""
     from cortex import api
 
     opts = source_opts
     s = api.export(source, output, source_type=source_type, options=opts, batch_size=batch_size,
-                   progress=RichProgress(f"export → {output}"))
+                   progress=RichProgress(f"export → {output}"), format=format)
     if json_out:
         emit_json(s.to_dict())
     else:
@@ -504,7 +507,7 @@ def _register_command_modules() -> None:
     """Commands that live in their own modules register themselves on ``qdrant`` when imported."""
     import importlib
 
-    for mod in ("cortex.cli_prove", "cortex.cli_rollout", "cortex.cli_plan"):
+    for mod in ("cortex.cli_prove", "cortex.cli_rollout", "cortex.cli_plan", "cortex.cli_snapshot"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:

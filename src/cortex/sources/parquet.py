@@ -352,6 +352,12 @@ class ParquetSource(Source):
         pfs = [self._open(f) for f in files]
         schema = pfs[0].schema_arrow
         names = schema.names
+        from cortex.snapshot.parquet_format import cortex_meta
+
+        if (meta := cortex_meta(schema)) is not None:  # written by Cortex's lossless export (backup)
+            lay["cortex"] = meta
+            lay.update({k: lay[k] or meta.get(m) for k, m in (("vector_hint", "vector_column"),
+                                                              ("id_hint", "id_column"), ("distance", "distance"))})
         vcol, vcols = pick_vector_column(schema, self.options.vector_column or lay["vector_hint"], str(files[0]))
         idcol = self.options.id_column or lay["id_hint"] or ("id" if "id" in names else None)
         if idcol is not None and idcol not in names:
@@ -519,6 +525,10 @@ class ParquetSource(Source):
         if pcols:
             cols = [column_values(rb.column(c)) for c in pcols]
             payloads = [dict(zip(pcols, vals, strict=True)) for vals in zip(*cols, strict=True)]
+            if (self._layout or {}).get("cortex"):
+                from cortex.snapshot.parquet_format import decode_payloads
+
+                payloads = decode_payloads(payloads, self._layout["cortex"])
         if nulls is not None:
             bad_rows = {i for i, _ in bad}
             bad += [(i, f"id column '{idcol}' is null") for i in np.flatnonzero(nulls).tolist()

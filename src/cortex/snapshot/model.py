@@ -1,0 +1,42 @@
+"""What the snapshot and backup commands return, and the checksum they use."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class SnapshotInfo:
+    name: str
+    collection: str
+    location: str  # a file (embedded, or a downloaded server snapshot) or the server's URL
+    size: int | None = None
+    created: str | None = None
+    checksum: str | None = None  # sha256 hex
+    points: int | None = None
+    target: str = "embedded"
+    downloaded: str | None = None  # server: the local copy, when --output was given
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20, progress: Any = None) -> str:
+    """Hex sha256 of a file, read in chunks; ``progress`` (start/advance/stop) counts bytes."""
+    h = hashlib.sha256()
+    if progress is not None:
+        progress.start(Path(path).stat().st_size)
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(chunk):
+                h.update(block)
+                if progress is not None:
+                    progress.advance(len(block))
+    finally:
+        if progress is not None:
+            progress.stop()
+    return h.hexdigest()
