@@ -22,6 +22,7 @@ from urllib.parse import quote
 import numpy as np
 import orjson
 
+from cortex.deploy.hooks import PipelineHooks
 from cortex.errors import ConflictError, DiskFullError, SourceError, TargetError
 from cortex.ids import DEFAULT_ID_FIELD
 from cortex.pipeline import Checkpoint, MigrationSummary, PipelineOptions, Progress, run
@@ -94,6 +95,7 @@ def migrate(
     finish: bool = False,
     engine: str = "local",
     ray_address: str | None = None,
+    metrics: Any = None,
     layout: str | None = None,
 ) -> MigrationSummary:
     """Migrate ``source`` into ``collection``, resuming a checkpointed run of the same pair.
@@ -112,6 +114,8 @@ def migrate(
     Partitions (:mod:`cortex.scale`): ``partitions=N, partition=I`` migrates piece I of N as its own
     resumable migration (its index is built by ``finish=True`` once every piece is done);
     ``engine="ray"`` runs all N pieces as Ray tasks, then finishes.
+
+    ``metrics``: a :class:`cortex.deploy.metrics.MetricsReporter` fed as the run goes (``--metrics-port``).
     """
     say = on_event or (lambda _m: None)
     coll_cfg = None
@@ -224,20 +228,24 @@ def migrate(
             rec.seen_log = str(store.seen_log_path(mid))
             store.put(rec)
         saver = _Checkpointer(store, rec, checkpoint_seconds, flush=lambda: tgt.flush(collection))
+        hooks = PipelineHooks(metrics, tgt, collection, info.count, saver if rec is not None else None, start)
         opts = PipelineOptions(batch_size=batch_size, workers=workers, id_field=id_field,
                                defer_indexing=defer_indexing, build_index=build_index, dry_run=dry_run,
-                               strict=strict, config=coll_cfg,
+                               strict=strict, config=coll_cfg, on_batch=hooks.batch_written,
                                retry=RetryPolicy(retries=retries, max_seconds=retry_max_seconds,
-                                                 on_retry=lambda a, d, e: say(f"retry {a}/{retries} in {d:.2f}s: {e}")))
+                                                 on_retry=hooks.retried(
+                                                     lambda a, d, e: say(f"retry {a}/{retries} in {d:.2f}s: {e}"))))
         try:
             summary = run(src, tgt, collection, opts, distance=distance, dead_letter=dl_path, progress=progress,
                           resume=resume, start_counts=start, stop=stop, info=info,
-                          on_commit=saver.commit if rec is not None else None,
-                          on_phase=lambda name: _on_phase(name, saver if rec is not None else None, say),
+                          on_commit=hooks.commit(saver.commit if rec is not None else None),
+                          on_phase=lambda name: (hooks.phase(name),
+                                                 _on_phase(name, saver if rec is not None else None, say)),
                           dead_letter_offset=rec.dead_letter_offset if rec is not None else 0,
                           seen_log=Path(rec.seen_log) if rec is not None and rec.seen_log else None,
                           seen_offset=rec.seen_offset if rec is not None else 0)
         except BaseException as e:
+            hooks.finish("interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
             if rec is not None:
                 saver.finish("interrupted" if isinstance(e, KeyboardInterrupt) else "failed", error=str(e)[:500])
                 if isinstance(e, (TargetError, DiskFullError)) and rec.cursor is not None:
@@ -249,6 +257,7 @@ def migrate(
             own = False
         if rec is not None:
             saver.finish(summary.status)
+        hooks.finish(summary.status, summary)
         summary.source = redact_url(summary.source)
         return summary
     finally:
@@ -636,6 +645,8 @@ def benchmark(collection: str, *, num_queries: int = 1000, dimensions: int | Non
             inner.close()
 
 
+from cortex.deploy.health import health  # noqa: E402,F401
+from cortex.deploy.setup import setup_collections as setup  # noqa: E402,F401
 from cortex.plan.commands import plan  # noqa: E402,F401
 from cortex.rollout.commands import (  # noqa: E402,F401
     rollout_plan,

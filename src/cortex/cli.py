@@ -43,6 +43,20 @@ PARTIAL = 5  # exit code: finished, but records were rejected
 # -- shared options (the Source and Target panels are in cli_options.py) ----------------
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 IdFieldOpt = Annotated[str, typer.Option("--id-field", help="Payload field that keeps a remapped original id.")]
+MetricsPortOpt = Annotated[int | None, typer.Option(
+    "--metrics-port", envvar="CORTEX_METRICS_PORT", min=0,
+    help="Serve Prometheus metrics of the run at http://0.0.0.0:PORT/metrics while it runs (0: a free port).")]
+
+
+def start_metrics(port: int | None) -> Any:
+    """``--metrics-port``: a serving :class:`cortex.deploy.metrics.MetricsReporter`, or None."""
+    if port is None:
+        return None
+    from cortex.deploy.metrics import MetricsReporter
+
+    m = MetricsReporter(port)
+    err.print(f"metrics: {m.url}", highlight=False)
+    return m
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -170,6 +184,7 @@ def migrate(
     ray_address: Annotated[str | None, typer.Option("--ray-address", rich_help_panel="Scale out",
                                                     help="Ray cluster to join (default: start Ray locally).",
                                                     envvar="RAY_ADDRESS")] = None,
+    metrics_port: MetricsPortOpt = None,
     json_out: JsonOpt = False,
     source_type: Any = None, source_opts: Any = None, target_kw: Any = None,
 ) -> None:
@@ -197,6 +212,7 @@ def migrate(
     if threading.current_thread() is threading.main_thread():
         for s in (signal.SIGINT, signal.SIGTERM):
             old[s] = signal.signal(s, on_signal)
+    metrics = start_metrics(metrics_port)
     try:
         summary = api.migrate(
             source, target, source_type=source_type, options=opts, batch_size=batch_size, workers=workers,
@@ -205,11 +221,14 @@ def migrate(
             retry_max_seconds=retry_max_seconds, checkpoint_seconds=checkpoint_seconds,
             progress=RichProgress(f"migrate → {target}"), stop=stop,
             on_event=lambda m: err.print(m, highlight=False, soft_wrap=True), command=command, config=config,
+            metrics=metrics,
             partitions=partitions, partition=partition, finish=finish, engine=engine, ray_address=ray_address,
             **target_kw)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        if metrics is not None:
+            metrics.close()
     d = summary.to_dict()
     d["counts_add_up"] = summary.counts_add_up
     if json_out:
@@ -507,7 +526,8 @@ def _register_command_modules() -> None:
     """Commands that live in their own modules register themselves on ``qdrant`` when imported."""
     import importlib
 
-    for mod in ("cortex.cli_prove", "cortex.cli_rollout", "cortex.cli_plan", "cortex.cli_snapshot"):
+    for mod in ("cortex.cli_prove", "cortex.cli_rollout", "cortex.cli_plan", "cortex.cli_snapshot",
+                "cortex.cli_deploy"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:

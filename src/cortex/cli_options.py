@@ -69,7 +69,7 @@ TARGET_FLAGS: list[tuple[str, Any, Any]] = [
                                        _T, envvar="QDRANT_URL")], None),
     ("api_key", Annotated[str | None, _opt("--api-key", "Qdrant API key.", _T, envvar="QDRANT_API_KEY")], None),
     ("prefer_grpc", Annotated[bool, _opt("--prefer-grpc/--no-prefer-grpc", "Use gRPC for the server.", _T)], True),
-    ("grpc_port", Annotated[int, _opt("--grpc-port", "Server gRPC port.", _T)], 6334),
+    ("grpc_port", Annotated[int, _opt("--grpc-port", "Server gRPC port.", _T, envvar="QDRANT_GRPC_PORT")], 6334),
 ]
 
 

@@ -132,6 +132,7 @@ class PipelineOptions:
     build_index: bool = True  # False: leave a deferred index for a later `cortex qdrant optimize`
     config: Any = None  # a CollectionConfig (migrate --config): the collection is created with its settings
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    on_batch: Callable[[int, float], None] | None = None  # (points, seconds) per batch written, e.g. metrics
 
 
 class _Stop(Exception):
@@ -206,12 +207,15 @@ def _read_ahead(source: Source, opts: PipelineOptions, dim: int, resume: Any, st
         t.join(timeout=5)
 
 
-def write_batch(target: Target, collection: str, p: Prepared, policy: RetryPolicy) -> None:
+def write_batch(target: Target, collection: str, p: Prepared, policy: RetryPolicy,
+                on_written: Callable[[int, float], None] | None = None) -> None:
     """Upsert with retries on transient faults; split batches the server finds too large.
 
     An unexpected exception from the target becomes a (permanent) :class:`TargetError`
     naming the batch, so the CLI reports it in one line and the checkpoint stays usable.
+    ``on_written(points, seconds)`` hears how long the batch took, retries included.
     """
+    t0 = time.perf_counter()
 
     def upsert(ids: list[Any], vecs: np.ndarray, pls: list[dict[str, Any]] | None,
                sparse: dict[str, list[Any]] | None, named: dict[str, np.ndarray] | None) -> None:
@@ -240,6 +244,8 @@ def write_batch(target: Target, collection: str, p: Prepared, policy: RetryPolic
                      {k: a[part] for k, a in named.items()} if named else None)
 
     send(p.ids, p.vectors, p.payloads, p.sparse, p.named)
+    if on_written is not None:
+        on_written(len(p.ids), time.perf_counter() - t0)
 
 
 def _finish_load(target: Target, collection: str, stop: threading.Event | None = None) -> str:
@@ -406,7 +412,7 @@ def run(
                             continue
                         while len(inflight) >= max(1, opts.workers):
                             reap(block=True)
-                        inflight[pool.submit(write_batch, target, collection, p, policy)] = p
+                        inflight[pool.submit(write_batch, target, collection, p, policy, opts.on_batch)] = p
                         reap(block=False)
                     while inflight:
                         reap(block=True)

@@ -180,6 +180,18 @@ class EdgeTarget(Target):
         threshold = 0 if defer_indexing else DEFAULT_INDEXING_THRESHOLD_KB
         self._shards[name] = _q().EdgeShard.create(str(d), self._edge_config(dim, distance, threshold, sparse, named))
 
+    def create_with_config(self, name: str, config: Any) -> None:
+        """A new collection from a ready ``qdrant_edge.EdgeConfig`` (``cortex qdrant setup``)."""
+        d = self._dir(name)
+        if (d / "edge_config.json").exists():
+            raise TargetError(f"collection '{name}' already exists in {self.root}")
+        d.mkdir(parents=True, exist_ok=True)
+        self._shards[name] = _q().EdgeShard.create(str(d), config)
+
+    def reconfigure(self, name: str, config: Any) -> None:
+        """Reopen with changed settings (HNSW, quantization, optimizers, on-disk flags): Edge applies them on load."""
+        self._open(name, config)
+
     def delete_collection(self, name: str) -> None:
         if name in self._shards:
             self._shards.pop(name).close()

@@ -1,0 +1,1 @@
+"""Standing up the target: ``setup`` from a collections file, ``health``, and migration metrics."""
