@@ -90,7 +90,7 @@ def test_info_and_distances(chroma_dir):
 
 def test_batches_payloads_and_resume(chroma_dir):
     root, x = chroma_dir
-    with ChromaSource(str(root), _opts("docs")) as src:
+    with open_source(str(root), "chroma", _opts("docs")) as src:
         batches = list(src.batches(128))
         assert [len(b) for b in batches] == [128, 128, 44]
         ids = [i for b in batches for i in b.ids]

@@ -23,6 +23,7 @@ from cortex.sources.langchain import LangChainFaissSource
 N = 200
 DIM = 8
 TRUST = SourceOptions(trust_pickle=True)
+FLAT = SourceOptions(trust_pickle=True, layout="flat")  # Cortex's flat payload (the default is LangChain's layout)
 
 
 def _save(path: Path, x: np.ndarray, ids: list[str] | None = None, inner_product: bool = False) -> None:
@@ -75,7 +76,7 @@ def test_refuses_pickle_without_trust(lc_dir):
 
 def test_info_and_batches(lc_dir):
     root, x, ids = lc_dir
-    with LangChainFaissSource(str(root), TRUST) as src:
+    with open_source(str(root), "langchain", FLAT) as src:
         info = src.info()
         assert (info.dim, info.distance, info.count, info.lossy) == (DIM, "euclid", N, False)
         batches = list(src.batches(64))
@@ -91,10 +92,10 @@ def test_info_and_batches(lc_dir):
 def test_migrate_verify_and_search(lc_dir, qdrant_path, tmp_path):
     root, x, ids = lc_dir
     before = _tree_hash(root)
-    s = migrate(str(root), "lc", path=str(qdrant_path), options=TRUST, batch_size=50,
+    s = migrate(str(root), "lc", path=str(qdrant_path), options=FLAT, batch_size=50,
                 state_dir=str(tmp_path / "state"))
     assert (s.read, s.written, s.rejected, s.distance) == (N, N, 0, "euclid")
-    assert verify("lc", source=str(root), path=str(qdrant_path), options=TRUST, full=True).ok
+    assert verify("lc", source=str(root), path=str(qdrant_path), options=FLAT, full=True).ok
     with connect(path=str(qdrant_path)) as t:
         p = t.retrieve("lc", [ids[7]], with_vectors=True)[ids[7]]
     assert p.payload == {"source": "doc2.pdf", "page": 7, "year": 2001, "page_content": "passage 7"}
@@ -119,7 +120,7 @@ def test_custom_ids_and_inner_product(tmp_path):
         assert b.ids == [f"chunk-{i}" for i in range(20)]
         got, scores = src.search(x[:1], 1)
         assert got == [["chunk-0"]] and scores[0, 0] == pytest.approx(1.0, abs=1e-5)
-    s = migrate(str(d), "ip", path=str(tmp_path / "q"), options=TRUST, state_dir=str(tmp_path / "state"))
+    s = migrate(str(d), "ip", path=str(tmp_path / "q"), options=FLAT, state_dir=str(tmp_path / "state"))
     assert s.written == 20
     with connect(path=str(tmp_path / "q")) as t:
         p = t.retrieve("ip", [map_id("chunk-3")[0]])[map_id("chunk-3")[0]]
@@ -157,7 +158,7 @@ def test_old_pickle_paths_and_pydantic_v1_state(lc_dir, tmp_path, monkeypatch):
     for protocol in (0, 2, 4):
         (d / "index.pkl").write_bytes(pickle.dumps((store, dict(enumerate(ids))), protocol=protocol))
         b = next(iter(LangChainFaissSource(str(d), TRUST).batches(10)))
-        assert b.ids == ids[:10] and b.payloads[4] == {"n": 4, "page_content": "old 4"}
+        assert b.ids == ids[:10] and b.payloads[4] == {"n": 4} and b.texts[4] == "old 4"
 
 
 class _Evil:

@@ -16,6 +16,8 @@ from cortex.ids import map_id
 from cortex.sources import SourceOptions, open_source
 from cortex.sources.llamaindex import LlamaIndexSource
 
+FLAT = SourceOptions(layout="flat")  # Cortex's flat payload (the default is LlamaIndex's layout)
+
 N = 250
 DIM = 12
 
@@ -65,7 +67,7 @@ def test_info(li_dir):
 
 def test_batches_payloads_and_resume(li_dir):
     root, x = li_dir
-    src = LlamaIndexSource(str(root))
+    src = open_source(str(root), "llamaindex", FLAT)
     batches = list(src.batches(100))
     assert [len(b) for b in batches] == [100, 100, 50]
     got = {i: (v, p) for b in batches for i, v, p in zip(b.ids, b.vectors, b.payloads, strict=True)}
@@ -81,9 +83,10 @@ def test_batches_payloads_and_resume(li_dir):
 
 def test_migrate_and_verify(li_dir, qdrant_path, tmp_path):
     root, x = li_dir
-    s = migrate(str(root), "li", path=str(qdrant_path), batch_size=64, state_dir=str(tmp_path / "state"))
+    s = migrate(str(root), "li", path=str(qdrant_path), batch_size=64, state_dir=str(tmp_path / "state"),
+                layout="flat")
     assert (s.read, s.written, s.rejected, s.distance) == (N, N, 0, "cosine")
-    r = verify("li", source=str(root), path=str(qdrant_path), full=True)
+    r = verify("li", source=str(root), path=str(qdrant_path), full=True, layout="flat")
     assert r.ok, r.problems
     with connect(path=str(qdrant_path)) as t:
         pts = t.retrieve("li", [_node_id(0), map_id(_node_id(1))[0]], with_vectors=True)
@@ -98,7 +101,7 @@ def test_without_docstore_uses_vector_store_metadata(li_dir, tmp_path):
     d = tmp_path / "nodoc"
     shutil.copytree(root, d)
     (d / "docstore.json").unlink()
-    src = LlamaIndexSource(str(d))
+    src = open_source(str(d), "llamaindex", FLAT)
     assert any("no docstore.json" in w for w in src.info().warnings)
     b = next(iter(src.batches(5)))
     assert b.payloads[1] == {"file": "f1.md", "page": 1, "draft": False, "ref_doc_id": "doc-0"}

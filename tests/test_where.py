@@ -13,6 +13,7 @@ import pytest
 from pg_fixture import PgServer, pg_server, pg_url  # noqa: F401  (session fixtures)
 
 from cortex import api
+from cortex.layouts.source import LayoutSource  # open_source wraps every source in its layout
 from cortex.sources import SourceOptions, open_source
 from cortex.sources.filtered import FilteredSource
 from cortex.where import WhereError, matches, parse, to_text
@@ -153,7 +154,7 @@ def test_pushdown_equals_filtering_by_hand(store) -> None:
         got: set = set()
         read = skipped = 0
         with open_source(path, kind, SourceOptions(**{**opts.__dict__, "where": text})) as src:
-            streamed = isinstance(src, FilteredSource)
+            streamed = isinstance(src.inner if isinstance(src, LayoutSource) else src, FilteredSource)
             for b in src.batches(37):
                 got |= {int(i) for i in b.ids}
                 read += b.read

@@ -43,6 +43,15 @@ def connect(path: str | None = None, url: str | None = None, api_key: str | None
     return open_target(path=path, url=url, api_key=api_key, prefer_grpc=prefer_grpc, grpc_port=grpc_port)
 
 
+def with_layout(options: SourceOptions | None, layout: str | None) -> SourceOptions | None:
+    """``options`` with ``layout`` (the ``layout=`` keyword of the commands) when it is given."""
+    if layout is None:
+        return options
+    from dataclasses import replace
+
+    return replace(options or SourceOptions(), layout=layout)
+
+
 def _target(target: Target | None, kw: dict[str, Any]) -> tuple[Target, bool]:
     if target is not None:
         return target, False
@@ -87,6 +96,7 @@ def migrate(
     engine: str = "local",
     ray_address: str | None = None,
     metrics: Any = None,
+    layout: str | None = None,
 ) -> MigrationSummary:
     """Migrate ``source`` into ``collection``, resuming a checkpointed run of the same pair.
 
@@ -116,7 +126,8 @@ def migrate(
     shown = redact_url(source)  # no password in messages
     if batch_size < 1:
         raise SourceError("--batch-size must be at least 1")
-    args = {k: v for k, v in locals().items() if k not in ("say", "shown", "coll_cfg")}
+    options = with_layout(options, layout)  # --layout travels in the source options (partitions, Ray tasks too)
+    args = {k: v for k, v in locals().items() if k not in ("say", "shown", "coll_cfg", "layout")}
     if engine not in ("local", "ray"):
         raise SourceError(f"--engine {engine!r}: choose local or ray")
     if engine == "ray" and config is not None:
@@ -433,14 +444,14 @@ def verify(collection: str, *, source: str | None = None, source_type: str | Non
            options: SourceOptions | None = None, target: Target | None = None, path: str | None = None,
            url: str | None = None, api_key: str | None = None, prefer_grpc: bool = True, grpc_port: int = 6334,
            sample: int = 100, full: bool = False, tolerance: float = 1e-5, id_field: str = DEFAULT_ID_FIELD,
-           max_problems: int = 1000, progress: Any = None) -> VerifyReport:
+           max_problems: int = 1000, progress: Any = None, layout: str | None = None) -> VerifyReport:
     """Check a collection (alone, or against its source); ``.ok`` tells whether all holds."""
     tgt, own = _target(target, dict(path=path, url=url, api_key=api_key, prefer_grpc=prefer_grpc,
                                     grpc_port=grpc_port))
     try:
         if source is None:
             return verify_basic(tgt, collection, sample=3)
-        with open_source(source, source_type, options) as src:
+        with open_source(source, source_type, with_layout(options, layout)) as src:
             return verify_against_source(tgt, collection, src, full=full, sample=sample, tolerance=tolerance,
                                          id_field=id_field, max_problems=max_problems, progress=progress,
                                          where=_where_expr(options))
@@ -504,7 +515,8 @@ class ExportSummary:
 
 
 def export(source: str, output: str, *, source_type: str | None = None, options: SourceOptions | None = None,
-           batch_size: int = 1000, progress: Progress | None = None, format: str | None = None) -> Any:
+           batch_size: int = 1000, progress: Progress | None = None, format: str | None = None,
+           layout: str | None = None) -> Any:
     """The migration guide's Step 2 for any source: JSONL of ``{id, vector, payload}`` with the original ids.
 
     ``output`` ending in ``.gz`` or ``.zst`` is written compressed. ``format="parquet"`` (or an output ending in
@@ -516,8 +528,8 @@ def export(source: str, output: str, *, source_type: str | None = None, options:
     if (format or ("parquet" if output.endswith(".parquet") else "jsonl")) == "parquet":
         from cortex.snapshot.parquet_format import write_parquet
 
-        return write_parquet(source, output, source_type=source_type, options=options, batch_size=batch_size,
-                             progress=progress)
+        return write_parquet(source, output, source_type=source_type, options=with_layout(options, layout),
+                             batch_size=batch_size, progress=progress)
     if format not in (None, "jsonl"):
         raise SourceError(f"--format {format!r}: choose jsonl or parquet")
 
@@ -525,7 +537,7 @@ def export(source: str, output: str, *, source_type: str | None = None, options:
     out = Path(output)
     summary = ExportSummary(source=source, output=str(out))
     dl = DeadLetter(out.with_name(out.name + ".rejected.jsonl"))
-    with open_source(source, source_type, options) as src:
+    with open_source(source, source_type, with_layout(options, layout)) as src:
         info = src.info()
         if progress is not None:
             progress.start(info.count)
@@ -568,7 +580,7 @@ def compare(collection: str, *, source: str, source_type: str | None = None, opt
             num_queries: int = 200, queries: str | np.ndarray | None = None,
             filter: str | dict[str, Any] | None = None, min_recall: float = 0.95, ef: int | None = None,
             noise: float = 0.1, seed: int = 0, id_field: str = DEFAULT_ID_FIELD, memory_mb: float = 1024.0,
-            on_event: Event | None = None, config: Any = None) -> Any:
+            on_event: Event | None = None, config: Any = None, layout: str | None = None) -> Any:
     """Same queries on the old system and on Qdrant: recall@k vs exact truth, latency, overlap, score drift.
 
     Returns a :class:`cortex.parity.CompareResult`; ``.ok`` is False when Qdrant's recall is
@@ -598,7 +610,9 @@ def compare(collection: str, *, source: str, source_type: str | None = None, opt
             qv, how = parity.load_queries(queries, info.dim or 0), f"query vectors read from {queries}"
         elif queries is not None:
             qv = np.asarray(queries, dtype=np.float32)
-        with open_source(source, source_type, options) as src:
+        with open_source(source, source_type, with_layout(options, layout)) as src:
+            if flt and hasattr(src, "field_path"):  # a metadata field, where the layout keeps it (metadata.lang)
+                flt = {src.field_path(k): v for k, v in flt.items()}
             return parity.compare(tgt, collection, src, k=k, num_queries=num_queries, queries=qv, queries_how=how,
                                   filter=flt, min_recall=min_recall, ef=ef, noise=noise, seed=seed,
                                   id_field=id_field, memory_mb=memory_mb, say=on_event, where=_where_expr(options))

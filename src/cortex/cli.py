@@ -239,6 +239,8 @@ def migrate(
                   "points_per_second"):
             label = {"points_per_second": "points per second (load)", "index_seconds": "index build seconds"}
             t.add_row(label.get(k, k), f"{d[k]:,}" if isinstance(d[k], int | float) else str(d[k]))
+        if summary.layout != "flat":
+            t.add_row("layout", summary.layout)
         for k in ("sparse_vectors", "named_vectors", "payload_indexes"):
             if d.get(k):
                 t.add_row(k.replace("_", " "), ", ".join(map(str, d[k])))

@@ -46,8 +46,15 @@ SOURCE_FLAGS: list[tuple[str, Any, Any]] = [
                                           "runs code: only for folders you trust).", _S)], False),
     ("source_api_key", Annotated[str | None, _opt("--source-api-key", "API key of a Qdrant server source.", _S,
                                                   envvar="CORTEX_SOURCE_API_KEY")], None),
-    ("source_opt", Annotated[list[str] | None, _opt("--source-opt", "Extra source option KEY=VALUE (repeatable).",
+    ("source_opt", Annotated[list[str] | None, _opt("--source-opt", "Extra source option KEY=VALUE (repeatable); "
+                                                    "layout keys: content_key, metadata_key (langchain), "
+                                                    "ref_doc_key (llamaindex), text_key (flat), metadata_column.",
                                                     _S)], None),
+    ("layout", Annotated[str | None, _opt("--layout", "Payload layout the app reads: flat|langchain|llamaindex|"
+                                          "haystack (default: the source's own framework for LangChain and "
+                                          "LlamaIndex sources, else flat).", _S)], None),
+    ("text_column", Annotated[str | None, _opt("--text-column", "Payload field holding the document text "
+                                               "(pgvector, Parquet, LanceDB, JSONL ...), for --layout.", _S)], None),
     ("where", Annotated[str | None, _opt(
         "--where", "Only the records whose payload matches, e.g. \"workspace_id = 'ws-1' AND created_at >= "
         "'2026-01-01'\" (=, !=, IN, <, <=, >, >= on numbers and ISO timestamps, AND/OR/NOT, parentheses); "
@@ -70,7 +77,8 @@ def source_options(ids: str | None = None, payloads: str | None = None, metadata
                    dimensions: int | None = None, distance: str | None = None, source_collection: str | None = None,
                    table: str | None = None, query: str | None = None, vector_column: str | None = None,
                    id_column: str | None = None, trust_pickle: bool = False, source_opt: list[str] | None = None,
-                   source_api_key: str | None = None, where: str | None = None) -> SourceOptions:
+                   source_api_key: str | None = None, where: str | None = None, layout: str | None = None,
+                   text_column: str | None = None) -> SourceOptions:
     """The flags of the Source panel as a :class:`SourceOptions`."""
     extra = {}
     for kv in source_opt or []:
@@ -81,7 +89,7 @@ def source_options(ids: str | None = None, payloads: str | None = None, metadata
     return SourceOptions(ids=ids, payloads=payloads, metadata=metadata, dimensions=dimensions, distance=distance,
                          collection=source_collection, table=table, query=query, vector_column=vector_column,
                          id_column=id_column, trust_pickle=trust_pickle, extra=extra, api_key=source_api_key,
-                         where=where)
+                         where=where, layout=layout, text_column=text_column)
 
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]

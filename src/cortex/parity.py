@@ -217,12 +217,22 @@ def _batches(source: Source, dim: int, id_field: str, flt: dict[str, Any] | None
         keys = id_keys(p.ids)
         if flt:
             pls = p.payloads or [None] * len(p.ids)
-            match = np.fromiter((pl is not None and all(_eq(pl.get(f), v) for f, v in flt.items())
+            match = np.fromiter((pl is not None and all(_eq(_field(pl, f), v) for f, v in flt.items())
                                  for pl in pls), dtype=bool, count=len(pls))
         else:
             match = np.ones(len(keys), dtype=bool)
         sup = id_keys([map_id(d)[0] for d in p.dup_ids]) if p.dup_ids else np.zeros(0, np.uint64)
         yield keys, np.asarray(p.vectors, dtype=np.float32), match, sup
+
+
+def _field(payload: dict[str, Any], key: str) -> Any:
+    """``payload[key]``, or along a dotted path (``metadata.lang``) as Qdrant's filters read it."""
+    if key in payload or "." not in key:
+        return payload.get(key)
+    value: Any = payload
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def _eq(a: Any, b: Any) -> bool:

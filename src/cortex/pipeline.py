@@ -73,6 +73,7 @@ class MigrationSummary:
     payload_indexes: dict[str, str] = field(default_factory=dict)  # payload indexes created on the target
     duplicate_examples: list[Any] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    layout: str = "flat"  # the payload layout written (cortex.layouts)
     status: str = "done"  # done | interrupted | failed
     index_abandoned: bool = False  # interrupted while the index build ran: it is left to the process exit
 
@@ -318,7 +319,8 @@ def run(
     dist = resolve_distance(info, distance)
     summary = MigrationSummary(source=source.path, source_kind=source.kind, collection=collection,
                                target=target.location if target else "-", dim=info.dim, distance=dist,
-                               dry_run=opts.dry_run, warnings=list(info.warnings))
+                               dry_run=opts.dry_run, warnings=list(info.warnings),
+                               layout=(info.details or {}).get("layout") or "flat")
     if distance and info.distance and distance.lower() != info.distance:
         summary.warnings.append(f"the source uses {info.distance} distance; migrating as {dist} as asked")
     sparse_cfg, named_cfg = vector_config(info)

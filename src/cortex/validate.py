@@ -91,9 +91,24 @@ def validate(batch: Batch, dim: int, id_field: str, seq: int, seen: SeenIds | No
     qids, kept = map_ids(src_ids)
     if not all(kept):
         payloads = list(payloads) if payloads is not None else [{} for _ in qids]
+        clash = []
         for i, k in enumerate(kept):
             if not k:
-                payloads[i] = {**(payloads[i] or {}), id_field: _plain(src_ids[i])}
+                pl = payloads[i] or {}
+                if id_field in pl and pl[id_field] != _plain(src_ids[i]):  # a user field: never overwrite it
+                    clash.append(i)
+                    continue
+                payloads[i] = {**pl, id_field: _plain(src_ids[i])}
+        if clash:
+            loc = [batch.location(int(j)) for j in idx[clash]] if len(idx) else []
+            rejected += [Rejected(where, f"payload field '{id_field}' holds user data, and Cortex keeps the original "
+                                  f"id there; pass --id-field NAME (a field no record uses)", id=_plain(src_ids[i]),
+                                  raw={"id": _plain(src_ids[i]), "payload": payloads[i]})
+                         for where, i in zip(loc, clash, strict=True)]
+            ok = np.setdiff1d(np.arange(len(qids)), clash)
+            qids, src_ids, vecs = [qids[i] for i in ok], _take(src_ids, ok), vecs[ok]
+            payloads = [payloads[i] for i in ok]
+            sparse, named = _take_extras(sparse, named, ok)
     counts = Counts(read=batch.read, written=len(qids), rejected=len(rejected), skipped=batch.skipped, batches=1)
     dup_ids: list[Any] = []
     after_dup = False

@@ -72,11 +72,14 @@ def detect_kind(path: str) -> str:
 
 
 def open_source(path: str, kind: str | None = None, options: SourceOptions | None = None) -> Source:
-    """Open ``path`` as a source of ``kind`` (auto-detected when None).
+    """Open ``path`` as a source of ``kind`` (auto-detected when None), in its payload layout (``options.layout``).
 
     With ``options.where`` the source reads only that subset: pushed down to the store when it
     can filter (``Source.push_down_where``), else filtered while streaming (``FilteredSource``).
+    The layout applies last, so ``--where`` names the source's own fields.
     """
+    from cortex.layouts import apply_layout
+
     kind = kind or detect_kind(path)
     src = source_class(kind)(path, options or SourceOptions())
     if src.options.where:
@@ -86,5 +89,5 @@ def open_source(path: str, kind: str | None = None, options: SourceOptions | Non
         if expr is not None and not src.push_down_where(expr):
             from cortex.sources.filtered import FilteredSource
 
-            return FilteredSource(src, expr)
-    return src
+            src = FilteredSource(src, expr)
+    return apply_layout(src)

@@ -78,6 +78,14 @@ class Batch:
 
     Every name must be declared in ``SourceInfo.details`` (``sparse_vectors`` /
     ``named_vectors``), which the target collection is created from.
+
+    Document text and framework records (both optional), kept apart from ``payloads`` so a
+    payload layout (:mod:`cortex.layouts`) places them without overwriting a user field:
+
+    * ``texts``: the text of each row (LangChain ``page_content``, a LlamaIndex node's text,
+      a Chroma document), or None.
+    * ``native``: the row as its framework keeps it, or None (LlamaIndex: ``{"node": the
+      docstore.json node data, "ref_doc_id": ...}``).
     """
 
     ids: list[Any]
@@ -89,6 +97,8 @@ class Batch:
     sparse: dict[str, list[tuple[list[int], list[float]] | None]] | None = None  # name -> per-row (idx, val)
     named: dict[str, np.ndarray] | None = None  # name -> (n, dim_name) float32; an all-NaN row: no vector
     skipped: int = 0  # records of this slice read but left out by --where (not pushed down to the store)
+    texts: list[str | None] | None = None  # the row's document text, kept out of the payload
+    native: list[dict[str, Any] | None] | None = None  # the row as its framework keeps it
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -118,6 +128,10 @@ class SourceInfo:
       extra dense vectors of ``Batch.named`` (never ``""``: that is the main vector).
     * ``"payload_indexes"``: ``{field: "keyword" | "integer" | "float" | "bool" |
       "datetime" | "text" | "uuid" | "geo"}``, created on the target after the load.
+    * ``"layout"``: the payload layout of the source's own framework (``langchain``,
+      ``llamaindex``), the default of ``--layout``; ``"text_field"``: the payload field the
+      flat layout gives ``Batch.texts``; ``"text_column"`` / ``"metadata_column"``: payload
+      fields that hold the text / a metadata object (LangChain's PGVector table).
     """
 
     kind: str
@@ -147,6 +161,8 @@ class SourceOptions:
     trust_pickle: bool = False  # LangChain FAISS: index.pkl is a pickle, which runs code
     api_key: str | None = None  # Qdrant server source
     where: str | None = None  # --where: payload conditions (cortex.where); a subset of the source
+    layout: str | None = None  # payload layout: flat | langchain | llamaindex | haystack (cortex.layouts)
+    text_column: str | None = None  # payload field holding the document text (pgvector, Parquet, LanceDB ...)
     extra: dict[str, str] = field(default_factory=dict)  # --source-opt key=value
 
 

@@ -6,9 +6,9 @@ opens the copy (telemetry off) and deletes the copy in :meth:`close`.
 
 One Chroma collection migrates into one Qdrant collection: ``options.collection`` picks
 it, or the directory must hold exactly one.  Chroma's string ids are the source ids;
-metadata becomes the payload and the document text goes in the payload field
-``document``.  Rows are paged with ``get(limit, offset)`` at most 10,000 per call
-(larger gets fail with "too many SQL variables" on some versions).
+metadata becomes the payload and the document text is the row's text (``Batch.texts``),
+which the flat layout puts in the payload field ``document``.  Rows are paged with
+``get(limit, offset)`` at most 10,000 per call (larger gets fail with "too many SQL variables" on some versions).
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ class ChromaSource(Source):
                             "(same ranking)")
         return SourceInfo(kind=self.kind, name=f"{self.path}#{col.name}", dim=dim, distance=_SPACES[space],
                           count=count, warnings=warnings,
-                          details={"collection": col.name, "chroma_space": space})
+                          details={"collection": col.name, "chroma_space": space, "text_field": DOCUMENT_FIELD})
 
     def batches(self, batch_size: int, resume: Any = None) -> Iterator[Batch]:
         col = self._open()
@@ -170,14 +170,9 @@ class ChromaSource(Source):
             vecs = np.asarray(res["embeddings"], dtype=np.float32)
             metas = res.get("metadatas") or [None] * len(ids)
             docs = res.get("documents") or [None] * len(ids)
-            payloads: list[dict[str, Any]] = []
-            for m, d in zip(metas, docs, strict=True):
-                p = {str(k): plain(v) for k, v in m.items()} if m else {}
-                if d is not None:
-                    p[DOCUMENT_FIELD] = d
-                payloads.append(p)
+            payloads = [{str(k): plain(v) for k, v in m.items()} if m else {} for m in metas]
             offset += len(ids)
-            yield Batch(ids=ids, vectors=vecs, payloads=payloads,
+            yield Batch(ids=ids, vectors=vecs, payloads=payloads, texts=list(docs),
                         locations=[f"{col.name}:{i}" for i in ids],
                         cursor={"collection": col.name, "offset": offset})
             if len(ids) < page:

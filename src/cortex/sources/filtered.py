@@ -69,4 +69,6 @@ def filter_batch(b: Batch, expr: Expr) -> Batch:
                  cursor=b.cursor,
                  sparse={k: [rows[i] for i in idx] for k, rows in b.sparse.items()} if b.sparse else b.sparse,
                  named={k: a[idx] for k, a in b.named.items()} if b.named else b.named,
-                 skipped=b.skipped + n - len(idx))
+                 skipped=b.skipped + n - len(idx),
+                 texts=[b.texts[i] for i in idx] if b.texts is not None else None,
+                 native=[b.native[i] for i in idx] if b.native is not None else None)

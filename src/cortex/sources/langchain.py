@@ -7,8 +7,9 @@ read only with ``options.trust_pickle``; even then a restricted unpickler maps L
 ``InMemoryDocstore`` and ``Document`` classes (current and older module paths) to small
 local stand-ins and refuses every other class, so LangChain need not be installed.
 
-The docstore id (usually a uuid string) is the point id; ``page_content`` goes in the
-payload field ``page_content`` and the document's metadata in payload fields.
+The docstore id (usually a uuid string) is the point id; ``page_content`` is the row's text
+(``Batch.texts``) and the document's metadata its payload; the layout (by default LangChain's,
+see :mod:`cortex.layouts`) places both.
 """
 
 from __future__ import annotations
@@ -237,7 +238,8 @@ class LangChainFaissSource(Source):
                             "approximations of the originals")
         return SourceInfo(kind=self.kind, name=self.path, dim=int(index.d), distance=dist, count=n,
                           warnings=warnings, lossy=lossy,
-                          details={"index_type": type(index).__name__, "documents": len(docs)})
+                          details={"index_type": type(index).__name__, "documents": len(docs),
+                                   "layout": "langchain", "text_field": TEXT_FIELD})
 
     @staticmethod
     def _vectors(index: Any, start: int, stop: int) -> np.ndarray:
@@ -253,6 +255,7 @@ class LangChainFaissSource(Source):
             keep: list[int] = []
             ids: list[str] = []
             payloads: list[dict[str, Any]] = []
+            texts: list[str | None] = []
             rejected: list[Rejected] = []
             for pos in range(s, e):
                 where = f"{self.path}#{pos}"
@@ -267,20 +270,13 @@ class LangChainFaissSource(Source):
                     continue
                 keep.append(pos - s)
                 ids.append(did)
-                payloads.append(self._payload(doc))
+                meta = getattr(doc, "metadata", None) or {}
+                payloads.append({str(k): plain(v) for k, v in meta.items()} if isinstance(meta, dict) else {})
+                texts.append(getattr(doc, "page_content", None))
             if len(keep) < e - s:
                 vecs = vecs[keep]
-            yield Batch(ids=ids, vectors=vecs, payloads=payloads, rejected=rejected,
+            yield Batch(ids=ids, vectors=vecs, payloads=payloads, rejected=rejected, texts=texts,
                         locations=[f"{self.path}#{s + k}" for k in keep], cursor={"offset": e})
-
-    @staticmethod
-    def _payload(doc: Any) -> dict[str, Any]:
-        meta = getattr(doc, "metadata", None) or {}
-        payload = {str(k): plain(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
-        text = getattr(doc, "page_content", None)
-        if text is not None:
-            payload[TEXT_FIELD] = text
-        return payload
 
     def search(self, queries: np.ndarray, k: int) -> tuple[list[list[Any]], np.ndarray]:
         """FAISS search; scores in Qdrant's convention: dot product, or euclidean distance (sqrt of L2²)."""

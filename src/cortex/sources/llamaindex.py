@@ -3,8 +3,11 @@
 ``<namespace>__vector_store.json`` (SimpleVectorStore: ``embedding_dict`` node id ->
 vector, ``metadata_dict``, ``text_id_to_ref_doc_id``) holds the vectors; ``docstore.json``
 (``docstore/data`` node id -> ``{"__type__", "__data__": {"text", "metadata", ...}}``)
-holds the texts.  The node id is the point id, the node text goes in payload ``text``,
-its metadata in payload fields and its source document id in ``ref_doc_id``.
+holds the texts.  The node id is the point id, its metadata the payload, its text the row's
+text (``Batch.texts``) and the docstore node with its source document id the row's
+``Batch.native`` record, from which the LlamaIndex layout (the default, :mod:`cortex.layouts`)
+writes what LlamaIndex's QdrantVectorStore writes; the flat layout puts the text in ``text``
+and the document id in ``ref_doc_id``.
 
 The files are JSON, so they are loaded whole (orjson); vectors are converted to float32
 one batch at a time.  SimpleVectorStore searches by cosine similarity.
@@ -130,7 +133,8 @@ class LlamaIndexSource(Source):
             if missing:
                 warnings.append(f"{missing} of {len(keys)} nodes are not in {DOCSTORE}; they migrate without text")
         return SourceInfo(kind=self.kind, name=self.path, dim=len(first), distance="cosine", count=len(keys),
-                          warnings=warnings, details={"namespace": self.options.collection or DEFAULT_NAMESPACE})
+                          warnings=warnings, details={"namespace": self.options.collection or DEFAULT_NAMESPACE,
+                                                      "layout": "llamaindex", "text_field": TEXT_FIELD})
 
     def batches(self, batch_size: int, resume: Any = None) -> Iterator[Batch]:
         keys, emb, metas, refs, docs = self._load()
@@ -141,6 +145,8 @@ class LlamaIndexSource(Source):
             ids: list[str] = []
             rows: list[Any] = []
             payloads: list[dict[str, Any]] = []
+            texts: list[str | None] = []
+            native: list[dict[str, Any] | None] = []
             rejected: list[Rejected] = []
             for nid in chunk:
                 vec = emb[nid]
@@ -151,29 +157,36 @@ class LlamaIndexSource(Source):
                     continue
                 ids.append(nid)
                 rows.append(vec)
-                payloads.append(self._payload(nid, metas, refs, docs))
+                meta, text, rec = self._row(nid, metas, refs, docs)
+                payloads.append(meta)
+                texts.append(text)
+                native.append(rec)
             try:
                 vecs = np.asarray(rows, dtype=np.float32) if rows else np.empty((0, dim), np.float32)
             except (TypeError, ValueError):
-                vecs, ids, payloads = self._numeric_rows(ids, rows, payloads, rejected, dim)
-            yield Batch(ids=ids, vectors=vecs, payloads=payloads, rejected=rejected,
+                keep = self._numeric_rows(ids, rows, rejected)
+                vecs = np.stack([np.asarray(rows[i], dtype=np.float32) for i in keep]) if keep else \
+                    np.empty((0, dim), np.float32)
+                ids, payloads = [ids[i] for i in keep], [payloads[i] for i in keep]
+                texts, native = [texts[i] for i in keep], [native[i] for i in keep]
+            yield Batch(ids=ids, vectors=vecs, payloads=payloads, rejected=rejected, texts=texts, native=native,
                         locations=[f"{self.path}#{i}" for i in ids], cursor={"offset": s + len(chunk)})
 
-    def _numeric_rows(self, ids: list[str], rows: list[Any], payloads: list[dict[str, Any]],
-                      rejected: list[Rejected], dim: int) -> tuple[np.ndarray, list[str], list[dict[str, Any]]]:
+    def _numeric_rows(self, ids: list[str], rows: list[Any], rejected: list[Rejected]) -> list[int]:
+        """Positions of the rows whose embedding is numeric; the others are rejected."""
         keep = []
-        out = []
         for i, r in enumerate(rows):
             try:
-                out.append(np.asarray(r, dtype=np.float32))
+                np.asarray(r, dtype=np.float32)
                 keep.append(i)
             except (TypeError, ValueError):
                 rejected.append(Rejected(f"{self.path}#{ids[i]}", "embedding holds a non-numeric value", id=ids[i]))
-        vecs = np.stack(out) if out else np.empty((0, dim), np.float32)
-        return vecs, [ids[i] for i in keep], [payloads[i] for i in keep]
+        return keep
 
     @staticmethod
-    def _payload(nid: str, metas: dict[str, Any], refs: dict[str, Any], docs: dict[str, Any]) -> dict[str, Any]:
+    def _row(nid: str, metas: dict[str, Any], refs: dict[str, Any], docs: dict[str, Any]
+             ) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
+        """(metadata, text, native record) of one node."""
         node = docs.get(nid)
         data = node.get("__data__") if isinstance(node, dict) else None
         if isinstance(data, str):  # some versions store the node as a JSON string
@@ -182,19 +195,19 @@ class LlamaIndexSource(Source):
             except orjson.JSONDecodeError:
                 data = None
         payload: dict[str, Any] = {}
+        text = None
         if isinstance(data, dict):
             payload.update(data.get("metadata") or {})
             text = data.get("text")
             if text is None and isinstance(data.get("text_resource"), dict):
                 text = data["text_resource"].get("text")
-            if text is not None:
-                payload[TEXT_FIELD] = text
         else:
+            data = None
             meta = metas.get(nid) or {}
             payload.update({k: v for k, v in meta.items() if k not in _INTERNAL_KEYS})
         ref = refs.get(nid)
         if ref is None:
             ref = (metas.get(nid) or {}).get("ref_doc_id")
-        if ref is not None and ref != "None":
-            payload[REF_DOC_FIELD] = ref
-        return payload
+        rec = {"node": data, "node_type": node.get("__type__") if isinstance(node, dict) else None,
+               "ref_doc_id": ref if ref is not None and ref != "None" else None}
+        return payload, text, rec

@@ -362,6 +362,8 @@ class PgvectorSource(Source):
                    "sparse_columns": [s[0] for s in meta["sparse"]], "indexes": meta["indexes"],
                    "sparse_vectors": {s[0]: {"modifier": None} for s in meta["sparse"]},
                    "payload_columns": [c["name"] for c in meta["payload"]]}
+        if {"document", "cmetadata"} <= set(details["payload_columns"]):  # LangChain's PGVector table
+            details.update(text_column="document", metadata_column="cmetadata")
         return SourceInfo(kind=self.kind, name=meta["name"], dim=meta["dim"], distance=meta["distance"],
                           count=count, warnings=list(meta["warnings"]), details=details)
 
