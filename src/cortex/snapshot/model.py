@@ -25,18 +25,31 @@ class SnapshotInfo:
         return asdict(self)
 
 
+def sha256_stream(fh: Any, chunk: int = 1 << 20, progress: Any = None) -> str:
+    """Hex sha256 of what is left to read in the binary file object ``fh``, in chunks; ``progress.advance`` counts
+    bytes."""
+    h = hashlib.sha256()
+    while block := fh.read(chunk):
+        h.update(block)
+        if progress is not None:
+            progress.advance(len(block))
+    return h.hexdigest()
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20, progress: Any = None) -> str:
     """Hex sha256 of a file, read in chunks; ``progress`` (start/advance/stop) counts bytes."""
-    h = hashlib.sha256()
     if progress is not None:
         progress.start(Path(path).stat().st_size)
     try:
         with open(path, "rb") as fh:
-            while block := fh.read(chunk):
-                h.update(block)
-                if progress is not None:
-                    progress.advance(len(block))
+            return sha256_stream(fh, chunk, progress)
     finally:
         if progress is not None:
             progress.stop()
-    return h.hexdigest()
+
+
+def write_sha256_sidecar(path: Path) -> str:
+    """Write ``<path>.sha256`` in ``sha256sum`` format (``sha256sum -c`` checks it); returns the hex digest."""
+    digest = sha256_file(path)
+    Path(str(path) + ".sha256").write_text(f"{digest}  {path.name}\n")
+    return digest
