@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cortex.errors import CheckFailed, CortexError, SourceError
-from cortex.snapshot.model import sha256_file, sha256_stream, write_sha256_sidecar
+from cortex.snapshot.model import partial_file, sha256_file, sha256_stream, write_sha256_sidecar
 from cortex.sources import SourceOptions, detect_kind
 
 FILE_KINDS = {"jsonl", "npy-dir", "npy-matrix", "faiss", "hnswlib", "usearch", "annoy", "parquet", "langchain",
@@ -121,12 +121,11 @@ def _backup_files(source: str, kind: str, options: SourceOptions, dest: Path, pr
         if not p.is_file():
             raise SourceError(f"{p}: not found; check the path")
     total = sum(p.stat().st_size for p, _ in files)
-    tmp = dest.with_name(dest.name + ".partial")
     entries = []
     if progress is not None:
         progress.start(total)
     try:
-        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        with partial_file(dest) as tmp, tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
             for p, arc in files:
                 info = tar.gettarinfo(str(p), arc)
                 with open(p, "rb") as fh:
@@ -143,10 +142,6 @@ def _backup_files(source: str, kind: str, options: SourceOptions, dest: Path, pr
             mi = tarfile.TarInfo(MANIFEST)
             mi.size, mi.mtime = len(manifest), int(time.time())
             tar.addfile(mi, io.BytesIO(manifest))
-        tmp.replace(dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     finally:
         if progress is not None:
             progress.stop()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,3 +55,16 @@ def write_sha256_sidecar(path: Path) -> str:
     digest = sha256_file(path)
     Path(str(path) + ".sha256").write_text(f"{digest}  {path.name}\n")
     return digest
+
+
+@contextlib.contextmanager
+def partial_file(dest: Path) -> Iterator[Path]:
+    """Write ``dest`` through ``dest.partial``: the block writes the yielded path, which is renamed to ``dest``
+    when the block succeeds and removed when anything (an interrupt too) stops it."""
+    tmp = dest.with_name(dest.name + ".partial")
+    try:
+        yield tmp
+        tmp.replace(dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
