@@ -28,7 +28,7 @@ from cortex.ids import DEFAULT_ID_FIELD
 from cortex.pipeline import Checkpoint, MigrationSummary, PipelineOptions, Progress, run
 from cortex.retry import RetryPolicy
 from cortex.sources import SourceOptions, open_source
-from cortex.sources.base import Rejected, redact_url
+from cortex.sources.base import redact_url
 from cortex.state import DEFAULT_STATE_DIR, MigrationRecord, StateStore, migration_id
 from cortex.targets import CollectionInfo, Target, open_target
 from cortex.validate import Counts
@@ -524,6 +524,7 @@ def export(source: str, output: str, *, source_type: str | None = None, options:
     """
     from cortex import compressed
     from cortex.dead_letter import DeadLetter, dumps
+    from cortex.export_rows import bad_rows, good_rows, py_id
 
     if (format or ("parquet" if output.endswith(".parquet") else "jsonl")) == "parquet":
         from cortex.snapshot.parquet_format import write_parquet
@@ -546,20 +547,11 @@ def export(source: str, output: str, *, source_type: str | None = None, options:
             for batch in src.batches(batch_size):
                 summary.read += batch.read
                 summary.skipped += batch.skipped
-                rejected = list(batch.rejected)
-                vecs = np.asarray(batch.vectors, dtype=np.float32)
-                ok = np.isfinite(vecs).all(axis=1) if len(batch) else np.ones(0, bool)
-                if len(batch) and info.dim and vecs.shape[1] != info.dim:
-                    ok[:] = False
-                for i in range(len(batch)):
-                    rid = batch.ids[i]
-                    rid = rid.item() if isinstance(rid, np.generic) else rid  # a big int stays a number: dumps
-                    if not ok[i]:
-                        rejected.append(Rejected(batch.location(i), "vector has a non-finite value or wrong dimension",
-                                                 id=rid))
-                        continue
+                vecs, ok = good_rows(batch, info.dim)
+                rejected = list(batch.rejected) + bad_rows(batch, ok)
+                for i in np.flatnonzero(ok).tolist():
                     pl = batch.payloads[i] if batch.payloads is not None else {}
-                    fh.write(dumps({"id": rid, "vector": vecs[i], "payload": pl or {}}) + b"\n")
+                    fh.write(dumps({"id": py_id(batch.ids[i]), "vector": vecs[i], "payload": pl or {}}) + b"\n")
                     summary.written += 1
                 dl.write(rejected)
                 summary.rejected += len(rejected)

@@ -145,16 +145,17 @@ def point_in(p: g.PointStruct) -> Any:
 
 def record_out(r: Any) -> g.RetrievedPoint:
     out = g.RetrievedPoint(id=point_id_out(r.id), payload=payload_to_grpc(r.payload) if r.payload else None)
-    if r.vector is not None:
-        out.vectors.CopyFrom(vectors_out(r.vector))
-    if r.order_value is not None:
-        out.order_value.CopyFrom(_order_value(r.order_value))
-    return out
+    return _with_vector_and_order(out, r)
 
 
 def scored_out(p: Any) -> g.ScoredPoint:
     out = g.ScoredPoint(id=point_id_out(p.id), score=float(p.score), version=int(p.version or 0),
                         payload=payload_to_grpc(p.payload) if p.payload else None)
+    return _with_vector_and_order(out, p)
+
+
+def _with_vector_and_order(out: Any, p: Any) -> Any:
+    """``out`` (a RetrievedPoint or ScoredPoint) with ``p``'s vectors and order value, where it has them."""
     if p.vector is not None:
         out.vectors.CopyFrom(vectors_out(p.vector))
     if p.order_value is not None:

@@ -5,7 +5,6 @@ Each takes the usual target keywords (``path`` embedded, ``url`` server, or ``ta
 
 from __future__ import annotations
 
-import hashlib
 import tarfile
 import threading
 import time
@@ -19,6 +18,7 @@ from cortex.cutover.sync import SyncSummary, forget_state
 from cortex.cutover.sync import sync as _sync
 from cortex.errors import ConflictError, CortexError, TargetError
 from cortex.ids import DEFAULT_ID_FIELD
+from cortex.snapshot.model import write_sha256_sidecar
 from cortex.sources import SourceOptions
 from cortex.state import DEFAULT_STATE_DIR
 from cortex.targets import Target, open_target
@@ -293,8 +293,7 @@ def retire(collection: str, *, snapshot: str | None = None, yes: bool = False,
             out.mkdir(parents=True, exist_ok=True)
             f = _archive_embedded(tgt, collection, out) if tgt.kind == "embedded" else \
                 _archive_server(tgt, collection, out)
-            digest = _sha256(f)
-            f.with_name(f.name + ".sha256").write_text(f"{digest}  {f.name}\n")
+            digest = write_sha256_sidecar(f)
             res.archive, res.sha256, res.archive_bytes = str(f), digest, f.stat().st_size
         tgt.delete_collection(collection)
         forget_state(state_dir, tgt.location, collection)
@@ -303,14 +302,6 @@ def retire(collection: str, *, snapshot: str | None = None, yes: bool = False,
     finally:
         if own:
             tgt.close()
-
-
-def _sha256(f: Path) -> str:
-    h = hashlib.sha256()
-    with open(f, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _archive_embedded(tgt: Target, collection: str, out: Path) -> Path:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cortex.errors import CheckFailed, CortexError, SourceError
-from cortex.snapshot.model import sha256_file
+from cortex.snapshot.model import partial_file, sha256_file, sha256_stream, write_sha256_sidecar
 from cortex.sources import SourceOptions, detect_kind
 
 FILE_KINDS = {"jsonl", "npy-dir", "npy-matrix", "faiss", "hnswlib", "usearch", "annoy", "parquet", "langchain",
@@ -86,12 +86,6 @@ def _files(source: str, options: SourceOptions) -> list[tuple[Path, str]]:
     return out
 
 
-def _write_sidecar(path: Path) -> str:
-    digest = sha256_file(path)
-    Path(str(path) + ".sha256").write_text(f"{digest}  {path.name}\n")
-    return digest
-
-
 def backup(source: str, output: str, *, source_type: str | None = None, options: SourceOptions | None = None,
            verify: bool = False, batch_size: int = 1000, progress: Any = None) -> BackupSummary:
     t0 = time.perf_counter()
@@ -113,7 +107,7 @@ def backup(source: str, output: str, *, source_type: str | None = None, options:
             raise SourceError(f"{source}: {s.rejected} record(s) could not be exported (see {s.dead_letter}); "
                               "a backup must be complete: fix them or back the files up by hand")
         summary = BackupSummary(source=source, kind=kind, archive=str(dest), format="parquet", files=1,
-                                records=s.written, bytes=dest.stat().st_size, sha256=_write_sidecar(dest))
+                                records=s.written, bytes=dest.stat().st_size, sha256=write_sha256_sidecar(dest))
     if verify:
         checked = verify_backup(summary.archive)
         summary.verified, summary.problems = checked.verified, checked.problems
@@ -127,12 +121,11 @@ def _backup_files(source: str, kind: str, options: SourceOptions, dest: Path, pr
         if not p.is_file():
             raise SourceError(f"{p}: not found; check the path")
     total = sum(p.stat().st_size for p, _ in files)
-    tmp = dest.with_name(dest.name + ".partial")
     entries = []
     if progress is not None:
         progress.start(total)
     try:
-        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        with partial_file(dest) as tmp, tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
             for p, arc in files:
                 info = tar.gettarinfo(str(p), arc)
                 with open(p, "rb") as fh:
@@ -149,15 +142,11 @@ def _backup_files(source: str, kind: str, options: SourceOptions, dest: Path, pr
             mi = tarfile.TarInfo(MANIFEST)
             mi.size, mi.mtime = len(manifest), int(time.time())
             tar.addfile(mi, io.BytesIO(manifest))
-        tmp.replace(dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     finally:
         if progress is not None:
             progress.stop()
     return BackupSummary(source=source, kind=kind, archive=str(dest), format="tar", files=len(entries),
-                         bytes=dest.stat().st_size, sha256=_write_sidecar(dest))
+                         bytes=dest.stat().st_size, sha256=write_sha256_sidecar(dest))
 
 
 def verify_backup(archive: str) -> BackupSummary:
@@ -208,13 +197,11 @@ def _verify_members(path: Path, summary: BackupSummary) -> list[str]:
                 if e is None:
                     problems.append(f"{m.name} is not in {MANIFEST}")
                     continue
-                h = hashlib.sha256()
                 fh = tar.extractfile(m)
                 assert fh is not None
-                while block := fh.read(1 << 20):
-                    h.update(block)
-                if h.hexdigest() != e["sha256"] or m.size != e["size"]:
-                    problems.append(f"{m.name}: sha256 {h.hexdigest()[:16]}... differs from the manifest's "
+                got = sha256_stream(fh)
+                if got != e["sha256"] or m.size != e["size"]:
+                    problems.append(f"{m.name}: sha256 {got[:16]}... differs from the manifest's "
                                     f"{e['sha256'][:16]}...")
             problems += [f"{n} is in {MANIFEST} but not in the archive" for n in want if n not in seen]
             summary.files = len(seen)

@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import quote
 
 from cortex.errors import CheckFailed, ConflictError, CortexError, TargetError
-from cortex.snapshot.model import SnapshotInfo, sha256_file
+from cortex.snapshot.model import SnapshotInfo, partial_file, sha256_file
 from cortex.snapshot.sparse_tar import add_file, add_tree, data_regions
 from cortex.state import acquire_lock, release_lock
 from cortex.targets.edge import EdgeTarget
@@ -78,37 +78,33 @@ def _create(target: EdgeTarget, collection: str, output: str | Path | None, snap
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         raise ConflictError(f"{path} already exists; choose another --output or delete it first")
-    tmp = path.with_name(path.name + ".partial")
     if progress is not None:
         progress.start(_stored_bytes(d))
     try:
-        with tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT) as tar:
-            for entry in sorted(d.iterdir()):  # edge_config.json, wal/ (and whatever else the shard keeps)
-                if entry.name == "segments":
-                    continue
-                if entry.is_dir():
-                    _advance(progress, add_tree(tar, entry, entry.name))
-                elif entry.is_file():
-                    add_file(tar, entry, entry.name)
-            tar.add(str(d / "segments"), "segments", recursive=False)
-            for seg in sorted((d / "segments").iterdir()):
-                if not seg.is_dir():
-                    continue
-                seg_tar = path.with_name(f".{path.name}.{seg.name}.tar")
-                try:
-                    with tarfile.open(seg_tar, "w", format=tarfile.GNU_FORMAT) as st:
-                        st.add(str(seg), "snapshot", recursive=False)
-                        n = add_tree(st, seg, "snapshot/files")
-                    tar.add(str(seg_tar), f"segments/{seg.name}.tar")
-                finally:
-                    seg_tar.unlink(missing_ok=True)
-                _advance(progress, n)
-        checksum = sha256_file(tmp)
-        tmp.replace(path)
+        with partial_file(path) as tmp:
+            with tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT) as tar:
+                for entry in sorted(d.iterdir()):  # edge_config.json, wal/ (and whatever else the shard keeps)
+                    if entry.name == "segments":
+                        continue
+                    if entry.is_dir():
+                        _advance(progress, add_tree(tar, entry, entry.name))
+                    elif entry.is_file():
+                        add_file(tar, entry, entry.name)
+                tar.add(str(d / "segments"), "segments", recursive=False)
+                for seg in sorted((d / "segments").iterdir()):
+                    if not seg.is_dir():
+                        continue
+                    seg_tar = path.with_name(f".{path.name}.{seg.name}.tar")
+                    try:
+                        with tarfile.open(seg_tar, "w", format=tarfile.GNU_FORMAT) as st:
+                            st.add(str(seg), "snapshot", recursive=False)
+                            n = add_tree(st, seg, "snapshot/files")
+                        tar.add(str(seg_tar), f"segments/{seg.name}.tar")
+                    finally:
+                        seg_tar.unlink(missing_ok=True)
+                    _advance(progress, n)
+            checksum = sha256_file(tmp)
         Path(str(path) + ".checksum").write_text(checksum + "\n")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     finally:
         if progress is not None:
             progress.stop()

@@ -24,8 +24,9 @@ import numpy as np
 import orjson
 
 from cortex.errors import ConflictError, SourceError
+from cortex.export_rows import bad_rows, good_rows, py_id
 from cortex.sources import open_source
-from cortex.sources.base import Rejected, SourceOptions
+from cortex.sources.base import SourceOptions
 
 META_KEY = b"cortex"
 FORMAT = 1
@@ -62,20 +63,6 @@ def _kind(v: Any) -> str:
     return "json"
 
 
-def _py_id(rid: Any) -> Any:
-    return rid.item() if isinstance(rid, np.generic) else rid
-
-
-def _good_rows(batch: Any, dim: int | None) -> tuple[np.ndarray, np.ndarray]:
-    vecs = np.asarray(batch.vectors, dtype=np.float32)
-    if not len(batch):
-        return vecs.reshape(0, dim or 0), np.ones(0, bool)
-    ok = np.isfinite(vecs).all(axis=1)
-    if dim and vecs.shape[1] != dim:
-        ok[:] = False
-    return vecs, ok
-
-
 def _refuse_extra_vectors(batch: Any, source: str) -> None:
     if batch.sparse or batch.named:
         raise SourceError(f"{source}: has sparse or named vectors, which this Parquet layout does not hold; "
@@ -88,9 +75,9 @@ def _scan(src: Any, source: str, dim: int | None, batch_size: int) -> tuple[dict
     ids: set[str] = set()
     for batch in src.batches(batch_size):
         _refuse_extra_vectors(batch, source)
-        _, ok = _good_rows(batch, dim)
+        _, ok = good_rows(batch, dim)
         for i in np.flatnonzero(ok).tolist():
-            rid = _py_id(batch.ids[i])
+            rid = py_id(batch.ids[i])
             ids.add("str" if not isinstance(rid, int) else "int" if rid < 0 else "uint")
             pl = batch.payloads[i] if batch.payloads is not None else None
             for k, v in (pl or {}).items():
@@ -176,14 +163,11 @@ def write_parquet(source: str, output: str | Path, *, source_type: str | None = 
             for batch in src.batches(batch_size):
                 _refuse_extra_vectors(batch, source)
                 summary.read += batch.read
-                rejected = list(batch.rejected)
-                vecs, ok = _good_rows(batch, info.dim)
-                for i in np.flatnonzero(~ok).tolist():
-                    rejected.append(Rejected(batch.location(i), "vector has a non-finite value or wrong dimension",
-                                             id=_py_id(batch.ids[i])))
+                vecs, ok = good_rows(batch, info.dim)
+                rejected = list(batch.rejected) + bad_rows(batch, ok)
                 keep = np.flatnonzero(ok).tolist()
                 if keep:
-                    ids = [_py_id(batch.ids[i]) for i in keep]
+                    ids = [py_id(batch.ids[i]) for i in keep]
                     pls = [batch.payloads[i] if batch.payloads is not None else None for i in keep]
                     writer.write_batch(_record_batch(schema, meta, cols, ids, vecs[keep], pls))
                     summary.written += len(keep)

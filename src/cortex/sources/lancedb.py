@@ -23,7 +23,14 @@ import numpy as np
 
 from cortex.errors import SourceError
 from cortex.sources.base import Batch, Rejected, Source, SourceInfo, check_exists, even_ranges, require
-from cortex.sources.parquet import column_values, ids_from_arrow, json_value, list_to_matrix, pick_vector_column
+from cortex.sources.parquet import (
+    column_values,
+    ids_from_arrow,
+    json_value,
+    list_to_matrix,
+    pick_vector_column,
+    where_filtered,
+)
 
 _METRIC = {"cosine": "cosine", "l2": "euclid", "euclidean": "euclid", "dot": "dot"}
 _LANCE_METRIC = {"cosine": "cosine", "euclid": "l2", "dot": "dot"}
@@ -243,15 +250,7 @@ class LanceDBSource(Source):
         return self._where is not None
 
     def _filtered(self, rb: Any, make: Any) -> Batch:
-        if getattr(self, "_where", None) is None:
-            return make(rb, rows=None)
-        from cortex.where import arrow_mask
-
-        keep = arrow_mask(self._where, rb).to_numpy(zero_copy_only=False)
-        rows = np.flatnonzero(keep)
-        b = make(rb.filter(keep) if len(rows) < rb.num_rows else rb, rows=rows)
-        b.skipped = rb.num_rows - len(rows)
-        return b
+        return where_filtered(getattr(self, "_where", None), rb, make)
 
     def _batch(self, rb: Any, pos: int, version: int, vcol: str, idcol: str | None, pcols: list[str],
                dim: int, rows: np.ndarray | None = None, span: int | None = None) -> Batch:

@@ -115,6 +115,22 @@ def schema_subset(schema: Any, names: list[str]) -> Any:
     return pa.schema([schema.field(n) for n in names])
 
 
+def where_filtered(where: Any, rb: Any, make: Any) -> Batch:
+    """``make(rows of rb that match --where, their positions)``; the others counted as skipped.
+
+    ``where`` None (nothing pushed down): ``make(rb, rows=None)``. Used by the Parquet and LanceDB sources.
+    """
+    if where is None:
+        return make(rb, rows=None)
+    from cortex.where import arrow_mask
+
+    keep = arrow_mask(where, rb).to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(keep)
+    b = make(rb.filter(keep) if len(rows) < rb.num_rows else rb, rows=rows)
+    b.skipped = rb.num_rows - len(rows)
+    return b
+
+
 def column_values(arr: Any) -> list[Any]:
     """An Arrow array as a list of JSON-able values."""
     values = arr.to_pylist()
@@ -501,16 +517,7 @@ class ParquetSource(Source):
         return self._where is not None
 
     def _filtered(self, rb: Any, make: Any) -> Batch:
-        """``make(rows of rb that match --where, their positions)``; the others counted as skipped."""
-        if getattr(self, "_where", None) is None:
-            return make(rb, rows=None)
-        from cortex.where import arrow_mask
-
-        keep = arrow_mask(self._where, rb).to_numpy(zero_copy_only=False)
-        rows = np.flatnonzero(keep)
-        b = make(rb.filter(keep) if len(rows) < rb.num_rows else rb, rows=rows)
-        b.skipped = rb.num_rows - len(rows)
-        return b
+        return where_filtered(getattr(self, "_where", None), rb, make)
 
     def _batch(self, rb: Any, f: Path, fi: int, pos: int, base: int, vcol: str, idcol: str | None,
                pcols: list[str], dim: int, rows: np.ndarray | None = None, span: int | None = None) -> Batch:
