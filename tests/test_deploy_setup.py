@@ -59,7 +59,10 @@ def test_embedded_create_no_changes_in_place_and_refused(cli, tmp_path: Path) ->
     assert res.exit_code == 0, res.output
     assert actions(rep) == {"docs": "create"} and rep["applied"]
     ignored = rep["collections"][0]["ignored"]
-    assert "shard_number" in ignored and "aliases" in ignored  # Qdrant Edge: one shard, no aliases
+    assert "shard_number" in ignored and "aliases" not in ignored  # Qdrant Edge: one shard; Cortex keeps aliases
+    from cortex.api import resolve
+
+    assert resolve("docs_live", path=str(tmp_path / "qs")) == "docs"
     res, rep = setup(cli, cfg, *target)
     assert res.exit_code == 0 and actions(rep) == {"docs": "unchanged"} and not rep["changed"]
     res = cli("qdrant", "setup", "--config", cfg, *target)
