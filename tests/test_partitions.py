@@ -274,3 +274,18 @@ def test_killed_partition_resumes_alone(tmp_path: Path) -> None:
     assert fin.wait() == 0, fin.stderr
     check = Run(tmp_path, ["qdrant", "verify", "--collection", "c", "--source", "x.jsonl", "--full"])
     assert check.wait() == 0, check.stdout
+
+
+def test_sync_after_a_partitioned_migration_hashes_the_target_once(tmp_path: Path) -> None:
+    """A partition writes part of the collection, so it leaves no sync state; the first sync hashes the target."""
+    from cortex.api import migrate, sync
+
+    src = write_jsonl(tmp_path / "x.jsonl", X)
+    kw = dict(path=str(tmp_path / "q"), state_dir=str(tmp_path / "st"))
+    for i in range(2):  # dot: what the target holds is bit-for-bit what was sent (cosine would be normalized)
+        migrate(str(src), "c", partitions=2, partition=i, distance="dot", **kw)
+    migrate(str(src), "c", partitions=2, finish=True, **kw)
+    said: list[str] = []
+    s = sync(str(src), "c", on_event=said.append, **kw)
+    assert (s.pending, s.unchanged, s.deleted) == (0, N, 0), s
+    assert any("hash" in m for m in said), said

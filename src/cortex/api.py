@@ -237,7 +237,9 @@ def migrate(
                                                      lambda a, d, e: say(f"retry {a}/{retries} in {d:.2f}s: {e}"))))
         from cortex.cutover.sync import MigrateRecorder  # per-point content hashes, for `sync`
 
-        hashes = MigrateRecorder(state_dir, tgt.location, collection, mid, fresh=resume is None) if rec else None
+        whole = piece is None and not (options is not None and options.where)  # the whole source into the collection
+        hashes = MigrateRecorder(state_dir, tgt.location, collection, mid, fresh=resume is None,
+                                 whole=whole) if rec else None
         try:
             summary = run(src, tgt, collection, opts, distance=distance, dead_letter=dl_path, progress=progress,
                           resume=resume, start_counts=start, stop=stop, info=info,

@@ -130,10 +130,14 @@ def _json_plain(v: Any) -> Any:
 class MigrateRecorder:
     """The pipeline sink ``migrate`` uses: logs each acknowledged batch's hashes; :meth:`finish` sorts them."""
 
-    def __init__(self, state_dir: str | Path, location: str, collection: str, mid: str, fresh: bool) -> None:
+    def __init__(self, state_dir: str | Path, location: str, collection: str, mid: str, fresh: bool,
+                 whole: bool = True) -> None:
         self.dir = state_dir_for(state_dir, location, collection)
         self.location, self.collection = location, collection
-        if fresh:  # the collection is being (re)written: until this migration finishes, no state describes it
+        # A piece of the source (a --where subset, a partition) writes only part of the collection: it leaves the
+        # collection without state, and the next sync hashes what the target holds once (and says so).
+        self.whole = whole
+        if fresh or not whole:  # the collection is being (re)written: until this migration finishes, no state
             (self.dir / "meta.json").unlink(missing_ok=True)
             ch.remove_state(self.dir / "state")
         self.log = ch.EntryLog(self.dir / f"migrate-{mid}.log", fresh=fresh)
@@ -144,6 +148,9 @@ class MigrateRecorder:
 
     def finish(self, source: Source, shown: str) -> None:
         self.log.close()
+        if not self.whole:
+            self.log.path.unlink(missing_ok=True)
+            return
         w = ch.StateWriter(self.dir / "state.new")
         for chunk in ch.log_chunks(self.log.path):
             w.add(chunk)
@@ -286,7 +293,10 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
             if meta is not None and last.get("column") == since_column and last.get("value") is not None:
                 incremental = last["value"]
                 s.mode = "since column"
-                src.since = (since_column, incremental)  # type: ignore[attr-defined]
+                base = src
+                while getattr(base, "inner", None) is not None:  # through the layout / --where wrappers
+                    base = base.inner
+                base.since = (since_column, incremental)  # type: ignore[attr-defined]
             else:
                 say(f"--since-column {since_column}: no high-water mark recorded yet; this sync reads the whole "
                     "table once and records it")
