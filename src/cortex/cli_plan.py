@@ -33,11 +33,21 @@ def plan(
                                                    "(default: the source file's name).")] = None,
     num_queries: Annotated[int, typer.Option("--num-queries", min=1, help="Queries (sampled points plus noise) "
                                              "per candidate.")] = 200,
-    quick: Annotated[bool, typer.Option("--quick", help="Only the five main candidates (defaults, int8, "
-                                        "int8 ef_construct 64, int8 m 8, int8 on disk).")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Only three candidates: defaults, int8, "
+                                        "int8-ef32-ondisk.")
+                     ] = False,
+    measure_all: Annotated[bool, typer.Option("--all", help="Also build int8-m8, int8-ef64, m32, float16 and "
+                                              "binary on the sample (by default m32, float16 and binary are "
+                                              "estimated from the defaults' measured components, not built).")
+                     ] = False,
     candidates: Annotated[str | None, typer.Option("--candidates", help="Comma-separated candidates to measure "
-                                                   "(defaults, int8, int8-ef64, int8-m8, int8-ondisk, m32, float16, "
-                                                   "binary); Qdrant's defaults are always measured.")] = None,
+                                                   "(defaults, int8, int8-ef32, int8-ondisk, int8-ef32-ondisk, "
+                                                   "int8-m8, int8-ef64, m32, float16, binary); Qdrant's defaults "
+                                                   "are always measured.")] = None,
+    optimize_for: Annotated[str, typer.Option("--optimize-for", help="What 'cheapest' means among the settings "
+                                              "meeting --min-recall: time (projected load + index build), memory "
+                                              "(projected RAM) or balanced (the mean of both, each relative to "
+                                              "Qdrant's defaults).")] = "balanced",
     workdir: Annotated[str | None, typer.Option("--workdir", help="Where the sample collections are built "
                                                 "(default: a temporary directory, removed after).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the sample and the queries.")] = 0,
@@ -60,6 +70,7 @@ def plan(
 
     res = api.plan(source, source_type=source_type, options=source_opts, collection=collection, sample=sample,
                    min_recall=min_recall, num_queries=num_queries, quick=quick, output=output, workdir=workdir,
+                   optimize_for=optimize_for, measure_all=measure_all,
                    candidates=[c.strip() for c in candidates.split(",") if c.strip()] if candidates else None,
                    seed=seed, progress=RichProgress(f"plan: reading {source}"),
                    on_event=lambda m: err.print(m, highlight=False, soft_wrap=True))
@@ -115,9 +126,10 @@ def _print(d: dict[str, Any]) -> None:
         if r["candidate"] not in best or r["recall"] > best[r["candidate"]]["recall"]:
             best[r["candidate"]] = r
     for name, est in d["estimates"].items():
-        r = best.get(name, {})
-        e.add_row(name, human_bytes(est["ram_bytes"]), human_bytes(est["disk_bytes"]), f"{r.get('recall', 0):.3f}",
-                  f"{r.get('p50_ms', 0):.2f}", f"{r.get('build_seconds', 0):.1f}")
+        r = best.get(name)
+        cells = ((f"{r['recall']:.3f}", f"{r['p50_ms']:.2f}", f"{r['build_seconds']:.1f}") if r
+                 else ("-", "-", "not built"))
+        e.add_row(name, human_bytes(est["ram_bytes"]), human_bytes(est["disk_bytes"]), *cells)
     e.add_row("the guide's formula", f"{human_bytes(g['total_bytes'])} (x1.5: {human_bytes(g['recommended_bytes'])})",
               "-", "-", "-", "-")
     out.print(e)

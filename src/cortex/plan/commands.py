@@ -40,6 +40,7 @@ class PlanResult:
     chosen: dict[str, Any] | None
     reason: str
     config: dict[str, Any] | None  # the collection config written to --output
+    optimize_for: str = "balanced"
     output: str | None = None
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
@@ -68,7 +69,7 @@ def _unique(sample: Sample) -> Sample:
 def plan(source: str, *, source_type: str | None = None, options: SourceOptions | None = None,
          collection: str | None = None, sample: int = 20_000, min_recall: float = 0.95, k: int = 10,
          num_queries: int = 200, noise: float = 0.1, quick: bool = False, candidates: list[str] | None = None,
-         output: str | None = None,
+         optimize_for: str = "balanced", measure_all: bool = False, output: str | None = None,
          workdir: str | None = None, seed: int = 0, batch_size: int = 2000, progress: Any = None,
          on_event: Event | None = None) -> PlanResult:
     """Measure ``source`` and write the tuned collection config (``output``, YAML) the other commands read."""
@@ -76,6 +77,7 @@ def plan(source: str, *, source_type: str | None = None, options: SourceOptions 
     if sample < 100:
         raise CortexError(f"--sample {sample}: use at least 100 points (20,000 is the default)")
     tune.candidates("x", 1, "cosine", only=candidates)  # an unknown --candidates name fails before the long read
+    tune.choose([], min_recall, optimize_for)  # so does a bad --optimize-for
     t_start = time.perf_counter()
     phases: dict[str, float] = {}
     with open_source(source, source_type, options) as src:
@@ -92,24 +94,28 @@ def plan(source: str, *, source_type: str | None = None, options: SourceOptions 
     rng = np.random.default_rng(seed)
     nq = min(num_queries, n)
     queries = add_noise(smp.vectors[rng.choice(n, nq, replace=False)], noise, rng)
+    t0 = time.perf_counter()
     truth = exact_topk(smp.vectors, queries, min(k, n), distance)
     indexes = {f["field"]: PayloadIndex(type=f["suggested_index"]["type"],
                                         is_tenant=f["suggested_index"].get("is_tenant"))
                for f in inv.schema if f.get("suggested_index")}
-    cands = tune.candidates(name, inv.dim, distance, quick=quick, only=candidates)
+    cands = tune.candidates(name, inv.dim, distance, quick=quick, only=candidates, measure_all=measure_all)
     own_dir = workdir is None
     wd = Path(tempfile.mkdtemp(prefix="cortex-plan-")) if own_dir else Path(workdir)
     wd.mkdir(parents=True, exist_ok=True)
     trials = []
     estimates: dict[str, dict[str, Any]] = {}
-    t0 = time.perf_counter()
+    # the half-sample build (fixed costs, how build time and recall change with size): the cheap int8 build
+    ref = next((c for c in cands if c.name == "int8"), cands[0])
     try:
         half_n = n // 2
         half = Sample(smp.vectors[:half_n], smp.ids[:half_n], smp.payloads[:half_n])
-        say(f"[0/{len(cands)}] defaults on {half_n:,} points (fixed costs and how the build time grows) ...")
         truth_half = exact_topk(half.vectors, queries, min(k, n), distance)
-        half_trial = run_trial(cands[0], half, queries, truth_half, wd, k=min(k, n), payload_indexes=indexes,
-                               label=f"defaults@{half_n}")
+        phases["ground_truth"] = round(time.perf_counter() - t0, 3)
+        t0 = time.perf_counter()
+        say(f"[0/{len(cands)}] {ref.name} on {half_n:,} points (fixed costs and how build time and recall grow) ...")
+        half_trial = run_trial(ref, half, queries, truth_half, wd, k=min(k, n), payload_indexes=indexes,
+                               label=f"{ref.name}@{half_n}")
         for i, c in enumerate(cands, 1):
             say(f"[{i}/{len(cands)}] {c.name}: loading {n:,} sample points and building the index ...")
             tr = run_trial(c, smp, queries, truth, wd, k=min(k, n), payload_indexes=indexes)
@@ -121,24 +127,28 @@ def plan(source: str, *, source_type: str | None = None, options: SourceOptions 
         if own_dir:
             shutil.rmtree(wd, ignore_errors=True)
     phases["experiments"] = round(time.perf_counter() - t0, 3)
-    fixed = est.fit_fixed(trials[0], half_trial)
+    by = {t.name: t for t in trials}
+    ref_full = by[ref.name]
+    fixed = est.fit_fixed(ref_full, half_trial)
     wal = max(t.wal_bytes for t in trials)
     for c, tr in zip(cands, trials, strict=True):
         estimates[c.name] = est.project(tr, c.config, fixed, total, wal)
-    model = est.build_model(trials[0], half_trial)
-    rows = tune.options(trials, cands, estimates)
-    drops = tune.recall_drop(half_trial, trials[0], total)
+    for c in tune.derived(name, inv.dim, distance, cands):
+        estimates[c.name] = est.derive(estimates["defaults"], c.name, c.config, inv.dim)
+    model = est.build_model(ref_full, half_trial)
+    vbytes = total * inv.dim * 4
+    per = {t.name: est.time_estimate(t, total, inv.rows_per_second, model, vbytes) for t in trials}
+    rows = tune.options(trials, cands, estimates, {nm: t["total_seconds"] for nm, t in per.items()})
+    drops = tune.recall_drop(half_trial, ref_full, total)
     for r in rows:
         r["projected_recall"] = round(max(0.0, r["recall"] - drops.get(r["search"].get("hnsw_ef"), 0.0)), 4)
-    pick, reason = tune.choose(rows, min_recall)
-    by = {t.name: t for t in trials}
-    vbytes = total * inv.dim * 4
-    times = {"defaults": est.time_estimate(by["defaults"], total, inv.rows_per_second, model, vbytes)}
+    pick, reason = tune.choose(rows, min_recall, optimize_for)
+    times = {"defaults": per["defaults"]}
     cfg_dict = None
     chosen_cand: Candidate | None = None
     if pick is not None:
         chosen_cand = next(c for c in cands if c.name == pick["candidate"])
-        times["chosen"] = est.time_estimate(by[chosen_cand.name], total, inv.rows_per_second, model, vbytes)
+        times["chosen"] = per[chosen_cand.name]
         e = estimates[chosen_cand.name]
         cc = chosen_cand.config.model_copy(update={
             "payload_indexes": indexes,
@@ -153,7 +163,7 @@ def plan(source: str, *, source_type: str | None = None, options: SourceOptions 
     result = PlanResult(
         source=source, collection=name, min_recall=min_recall, sample=n, inventory=inv.to_dict(),
         payload_indexes={f: i.model_dump(exclude_none=True) for f, i in indexes.items()},
-        guide=est.guide_formula(total, inv.dim), estimates=estimates, time=times,
+        guide=est.guide_formula(total, inv.dim), estimates=estimates, time=times, optimize_for=optimize_for,
         trials=[t.to_dict() for t in [half_trial, *trials]], options=rows, chosen=pick, reason=reason, config=cfg_dict,
         output=output if pick is not None else None, phases=phases, warnings=list(inv.warnings))
     result.seconds = round(time.perf_counter() - t_start, 3)

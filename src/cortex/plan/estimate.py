@@ -79,6 +79,26 @@ def project(trial: TrialResult, config: CollectionConfig, fixed: dict[str, int],
     }
 
 
+def derive(base: dict[str, Any], name: str, config: CollectionConfig, dim: int) -> dict[str, Any]:
+    """RAM and disk of an estimate-only candidate (``m32``, ``float16``, ``binary``) not built on the sample,
+    from the defaults' projection ``base``: float16 halves the vector bytes; binary quantization adds one bit
+    per dimension (in 64-bit words) per point; m 32 doubles the graph's links. The heap is the defaults'."""
+    comp = dict(base["components"])
+    pts = base["points"]
+    if name == "float16":
+        comp["vectors"] = comp["vectors"] // 2
+    elif name == "binary":
+        comp["quantized"] = pts * math.ceil(dim / 64) * 8
+    elif name == "m32":
+        comp["hnsw"] = comp["hnsw"] * 2
+    ram_set = resident(config)
+    ram = sum(comp[c] for c in ram_set) + base["heap_bytes"]
+    return {**base, "components": comp, "resident": sorted(ram_set), "ram_bytes": ram,
+            "disk_bytes": sum(comp.values()) + base["wal_bytes"], "bytes_per_point": {},
+            "derived": f"not built on the sample: {name} derived from the defaults' measured components "
+                       "(plan --all builds it)"}
+
+
 def guide_formula(total: int, dim: int) -> dict[str, Any]:
     """The migration guide's rule of thumb: vectors x (1 + 2.5 'HNSW overhead'), x 1.5 headroom."""
     vector = total * dim * 4

@@ -55,6 +55,7 @@ class TrialResult:
     searches: list[SearchResult] = field(default_factory=list)
     indexed: int = 0
     segments: int = 0
+    seconds: float = 0.0  # the whole trial: load, build, the fresh-process heap probe and the queries
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,6 +153,7 @@ def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.nd
     shutil.rmtree(root, ignore_errors=True)
     tgt = EdgeTarget(root)
     n = len(sample.ids)
+    t_start = time.perf_counter()
     try:
         t0 = time.perf_counter()
         tgt.create_collection("s", cfg.vectors.size, cfg.vectors.distance, defer_indexing=True, config=cfg)
@@ -196,7 +198,8 @@ def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.nd
                            disk=disk, wal_bytes=wal,
                            rss_anon_bytes=heap if heap is not None else max(0, a1 - a0), rss_file_bytes=max(0, f1 - f0),
                            searches=results, indexed=(info.indexed_vectors or 0) if info else 0,
-                           segments=(info.segments or 0) if info else 0)
+                           segments=(info.segments or 0) if info else 0,
+                           seconds=round(time.perf_counter() - t_start, 3))
     finally:
         tgt.close()
         if not keep:

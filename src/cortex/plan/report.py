@@ -12,7 +12,10 @@ def plan_page(d: dict[str, Any]) -> str:
     inv = d["inventory"]
     parts = []
     parts.append(section("Result", status(d["ok"], "CONFIG CHOSEN", "NO CANDIDATE MET --min-recall"),
-                         note(d["reason"]), note(f"config written to {d['output']}" if d.get("output") else "")))
+                         note(d["reason"]),
+                         note(f"plan took {d['seconds']} s: "
+                              + ", ".join(f"{k} {v} s" for k, v in d["phases"].items())),
+                         note(f"config written to {d['output']}" if d.get("output") else "")))
     parts.append(section("Inventory", kv_table([
         ("records", inv["count"]), ("valid vectors", inv["valid"]), ("dimension", inv["dim"]),
         ("dtype", inv["dtype"]), ("source bytes", human_bytes(inv["source_bytes"])),
@@ -37,7 +40,7 @@ def plan_page(d: dict[str, Any]) -> str:
     est_rows = []
     for name, e in d["estimates"].items():
         est_rows.append((name, human_bytes(e["ram_bytes"]), human_bytes(e["disk_bytes"]),
-                         ", ".join(f"{k} {v:g}" for k, v in e["bytes_per_point"].items()),
+                         e.get("derived") or ", ".join(f"{k} {v:g}" for k, v in e["bytes_per_point"].items()),
                          ", ".join(e["resident"])))
     g = d["guide"]
     est_rows.append(("the migration guide's formula", f"{human_bytes(g['total_bytes'])} "

@@ -25,14 +25,23 @@ def _searches(rescore: QuantizationSearch | None = None, efs: tuple[int, ...] = 
     return [SearchParams(hnsw_ef=ef, quantization=rescore) for ef in efs]
 
 
-def candidates(name: str, dim: int, distance: str, *, quick: bool = False,
-               only: list[str] | None = None) -> list[Candidate]:
-    """Qdrant's defaults, scalar int8 with rescoring, other m / ef_construct, on-disk and the estimate-only
-    variants (float16 storage, binary quantization, m 32). ``quick``: the first five only; ``only``: these
-    names (Qdrant's defaults are always measured: they are the baseline)."""
+OPTIMIZE_FOR = ("balanced", "time", "memory")
+QUICK = ("defaults", "int8", "int8-ef32-ondisk")
+DERIVED = ("m32", "float16", "binary")  # estimated from the defaults' measured components unless ``measure_all``
+
+
+def candidates(name: str, dim: int, distance: str, *, quick: bool = False, only: list[str] | None = None,
+               measure_all: bool = False) -> list[Candidate]:
+    """The candidates to build on the sample. Default: Qdrant's defaults, and scalar int8 with rescoring at
+    ef_construct 100 / 32 with the vectors in RAM / on disk; int8 m 8, int8 ef_construct 64 and the
+    estimate-only variants (m 32, float16 storage, binary quantization) only with ``measure_all`` (otherwise
+    m 32, float16 and binary are derived from the defaults' build: :func:`cortex.plan.estimate.derive`).
+    ``quick``: defaults, int8 and int8 ef_construct 32 on disk;
+    ``only``: these names (Qdrant's defaults are always measured: they are the baseline)."""
     vec = VectorParams(size=dim, distance=distance)
     int8 = Quantization(scalar=ScalarQuantization(type="int8", always_ram=True))
     rescore2 = QuantizationSearch(rescore=True, oversampling=2.0)
+    on_disk = vec.model_copy(update={"on_disk": True})
 
     def cc(**kw: Any) -> CollectionConfig:
         kw.setdefault("vectors", vec)
@@ -43,15 +52,18 @@ def candidates(name: str, dim: int, distance: str, *, quick: bool = False,
                   "Qdrant's defaults: float32 vectors in RAM, m 16, ef_construct 100"),
         Candidate("int8", cc(hnsw=HnswConfig(m=16, ef_construct=100), quantization=int8), _searches(rescore2),
                   "scalar int8 quantization in RAM, rescored with the original vectors (oversampling 2)"),
+        Candidate("int8-ef32", cc(hnsw=HnswConfig(m=16, ef_construct=32), quantization=int8), _searches(rescore2),
+                  "int8 + rescore with a cheap graph build (ef_construct 32): about half the build time of int8, "
+                  "needs a higher hnsw_ef for the same recall"),
+        Candidate("int8-ondisk", cc(vectors=on_disk, hnsw=HnswConfig(m=16, ef_construct=100), quantization=int8),
+                  _searches(rescore2), "original vectors on disk (mmap), int8 copy in RAM, rescored from disk"),
+        Candidate("int8-ef32-ondisk", cc(vectors=on_disk, hnsw=HnswConfig(m=16, ef_construct=32),
+                                         quantization=int8), _searches(rescore2),
+                  "ef_construct 32, original vectors on disk, int8 copy in RAM: the least RAM and a fast build"),
+        Candidate("int8-m8", cc(hnsw=HnswConfig(m=8, ef_construct=64), quantization=int8), _searches(rescore2),
+                  "int8 + rescore on a sparser graph (m 8, ef_construct 64): a smaller graph"),
         Candidate("int8-ef64", cc(hnsw=HnswConfig(m=16, ef_construct=64), quantization=int8), _searches(rescore2),
                   "int8 + rescore with a cheaper graph build (ef_construct 64)"),
-        Candidate("int8-m8", cc(hnsw=HnswConfig(m=8, ef_construct=64), quantization=int8), _searches(rescore2),
-                  "int8 + rescore on a sparser graph (m 8, ef_construct 64): the cheapest build, less RAM"),
-        Candidate("int8-ondisk", cc(vectors=vec.model_copy(update={"on_disk": True}),
-                                    hnsw=HnswConfig(m=16, ef_construct=100), quantization=int8), _searches(rescore2),
-                  "original vectors on disk (mmap), int8 copy in RAM, rescored from disk"),
-    ]
-    out += [
         Candidate("m32", cc(hnsw=HnswConfig(m=32, ef_construct=200)), _searches(efs=(64, 128)),
                   "a denser graph (m 32, ef_construct 200): more recall per ef, more RAM and build time"),
         Candidate("float16", cc(vectors=vec.model_copy(update={"datatype": "float16"}),
@@ -68,12 +80,21 @@ def candidates(name: str, dim: int, distance: str, *, quick: bool = False,
             raise CortexError(f"--candidates: unknown candidate(s) {', '.join(unknown)}; choose from "
                               f"{', '.join(c.name for c in out)}")
         return [c for c in out if c.name == "defaults" or c.name in only]
-    return out[:5] if quick else out
+    if quick:
+        return [c for c in out if c.name in QUICK]
+    return out if measure_all else out[:5]
 
 
-def options(trials: list[TrialResult], cands: list[Candidate], estimates: dict[str, dict[str, Any]]
-            ) -> list[dict[str, Any]]:
-    """One row per (candidate, query params): recall, latency, build time and the projected RAM / disk."""
+def derived(name: str, dim: int, distance: str, measured: list[Candidate]) -> list[Candidate]:
+    """The estimate-only candidates not measured: their RAM and disk are derived from the defaults' build."""
+    have = {c.name for c in measured}
+    return [c for c in candidates(name, dim, distance, measure_all=True) if c.name in DERIVED and c.name not in have]
+
+
+def options(trials: list[TrialResult], cands: list[Candidate], estimates: dict[str, dict[str, Any]],
+            ready: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """One row per (candidate, query params): recall, latency, build time, the projected RAM / disk and
+    (``ready``) the projected seconds to a ready collection."""
     by_name = {c.name: c for c in cands}
     rows = []
     for t in trials:
@@ -82,7 +103,8 @@ def options(trials: list[TrialResult], cands: list[Candidate], estimates: dict[s
             rows.append({"candidate": t.name, "search": s.params, "recall": s.recall, "p50_ms": s.p50_ms,
                          "p95_ms": s.p95_ms, "build_seconds": t.build_seconds,
                          "build_cpu_seconds": t.build_cpu_seconds, "ram_bytes": est.get("ram_bytes"),
-                         "disk_bytes": est.get("disk_bytes"), "tunable": by_name[t.name].tune})
+                         "disk_bytes": est.get("disk_bytes"), "ready_seconds": (ready or {}).get(t.name),
+                         "tunable": by_name[t.name].tune})
     return rows
 
 
@@ -97,19 +119,27 @@ def recall_drop(half: TrialResult, full: TrialResult, total: int) -> dict[int | 
     return out
 
 
-def choose(rows: list[dict[str, Any]], min_recall: float) -> tuple[dict[str, Any] | None, str]:
-    """The cheapest option meeting ``min_recall``: cost = projected RAM and sample build time, each
-    relative to Qdrant's defaults (equal weight; build in CPU seconds), then query latency. None when
-    nothing meets it."""
+def choose(rows: list[dict[str, Any]], min_recall: float, optimize_for: str = "balanced"
+           ) -> tuple[dict[str, Any] | None, str]:
+    """The cheapest option meeting ``min_recall``. Cost, each relative to Qdrant's defaults: ``time`` the
+    projected time to a ready collection (load + index build), ``memory`` the projected RAM, ``balanced``
+    the mean of the two; then the other one, then query latency. None when nothing meets it."""
+    if optimize_for not in OPTIMIZE_FOR:
+        raise CortexError(f"--optimize-for {optimize_for}: choose one of {', '.join(OPTIMIZE_FOR)}")
     base = next((r for r in rows if r["candidate"] == "defaults"), rows[0] if rows else None)
     if base is None:
         return None, "no candidate was measured"
     ram0 = base["ram_bytes"] or 1
-    build0 = base["build_cpu_seconds"] or base["build_seconds"] or 1e-9
+    time0 = base.get("ready_seconds") or base["build_cpu_seconds"] or base["build_seconds"] or 1e-9
 
-    def cost(r: dict[str, Any]) -> tuple[float, float]:
-        return ((r["ram_bytes"] or ram0) / ram0 + (r["build_cpu_seconds"] or r["build_seconds"]) / build0,
-                r["p50_ms"])
+    def cost(r: dict[str, Any]) -> tuple[float, float, float]:
+        ram = (r["ram_bytes"] or ram0) / ram0
+        ready = (r.get("ready_seconds") or r["build_cpu_seconds"] or r["build_seconds"]) / time0
+        if optimize_for == "time":
+            return ready, ram, r["p50_ms"]
+        if optimize_for == "memory":
+            return ram, ready, r["p50_ms"]
+        return (ram + ready) / 2, ready, r["p50_ms"]
 
     ok = [r for r in rows if r["tunable"] and r.get("projected_recall", r["recall"]) >= min_recall]
     if not ok:
@@ -117,11 +147,12 @@ def choose(rows: list[dict[str, Any]], min_recall: float) -> tuple[dict[str, Any
         return None, (f"no candidate reached recall@10 {min_recall} on the sample (best: {best['candidate']} "
                       f"{_params(best['search'])} at {best['recall']:.3f}); raise hnsw_ef or m, or lower --min-recall")
     pick = min(ok, key=cost)
-    r_cost = cost(pick)[0] / 2
+    what = {"time": "projected time to a ready collection (load + index build)", "memory": "projected RAM",
+            "balanced": "mean of the projected RAM and time-to-ready ratios"}[optimize_for]
     return pick, (f"cheapest of {len(ok)} option(s) meeting recall@10 >= {min_recall} (projected to the full "
-                  f"count): {pick['candidate']} {_params(pick['search'])}, recall {pick['recall']:.3f} on the sample "
-                  f"(projected {pick.get('projected_recall', pick['recall']):.3f}), cost {r_cost:.2f}x the "
-                  "defaults' (mean of projected RAM and build-time ratios)")
+                  f"count), optimized for {optimize_for}: {pick['candidate']} {_params(pick['search'])}, recall "
+                  f"{pick['recall']:.3f} on the sample (projected {pick.get('projected_recall', pick['recall']):.3f}), "
+                  f"cost {cost(pick)[0]:.2f}x the defaults' ({what})")
 
 
 def _params(p: dict[str, Any]) -> str:
