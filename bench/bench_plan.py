@@ -37,6 +37,13 @@ sys.path[:0] = [str(Path(__file__).parent), str(ROOT / "src")]
 from bench_data import embedding_chunks  # noqa: E402
 
 
+def cpu(who: int) -> float:
+    import resource
+
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
 def write_faiss(path: Path, n: int, dim: int) -> None:
     import faiss
 
@@ -58,7 +65,9 @@ def engine_alone(index_path: Path, where: Path, batch: int = 500) -> dict:
     ids = faiss.vector_to_array(index.id_map)
     xb = faiss.vector_to_array(faiss.downcast_index(index.index).codes).view(np.float32).reshape(n, dim)
     shutil.rmtree(where, ignore_errors=True)
-    t0 = time.perf_counter()
+    import resource
+
+    t0, c0 = time.perf_counter(), cpu(resource.RUSAGE_SELF)
     params = q.EdgeVectorParams(size=dim, distance=q.Distance.Dot)
     shard = q.EdgeShard.create(str(where), q.EdgeConfig(vectors=params,
                                                        optimizers=q.EdgeOptimizersConfig(indexing_threshold=0)))
@@ -77,15 +86,22 @@ def engine_alone(index_path: Path, where: Path, batch: int = 500) -> dict:
     shard.flush()
     total = time.perf_counter() - t0
     shard.close()
-    return {"load_seconds": round(load, 1), "build_seconds": round(total - load, 1), "seconds": round(total, 1)}
+    return {"load_seconds": round(load, 1), "build_seconds": round(total - load, 1), "seconds": round(total, 1),
+            "cpu_seconds": round(cpu(resource.RUSAGE_SELF) - c0, 1)}
+
+
+CPU: dict[str, float] = {}  # CPU seconds (user + system, every thread) of each cortex command
 
 
 def cortex(*args: str, cwd: Path) -> tuple[float, dict, int]:
+    import resource
+
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu(resource.RUSAGE_CHILDREN)
     p = subprocess.run([sys.executable, "-m", "cortex", "qdrant", *args, "--json"], cwd=cwd, env=env,
                        capture_output=True, text=True)
     dt = time.perf_counter() - t0
+    CPU[args[0]] = round(cpu(resource.RUSAGE_CHILDREN) - c0, 1)
     try:
         out = json.loads(p.stdout)
     except ValueError:
@@ -131,7 +147,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200_000)
     ap.add_argument("--dim", type=int, default=768)
     ap.add_argument("--sample", type=int, default=20_000)
-    ap.add_argument("--quick", action="store_true", help="plan --quick (five candidates)")
+    ap.add_argument("--quick", action="store_true", help="plan --quick (three candidates)")
+    ap.add_argument("--optimize-for", default=None, help="plan --optimize-for (default: plan's own default)")
     ap.add_argument("--data", help="keep the generated data here (reused when present)")
     ap.add_argument("--plan-1m", action="store_true", help="also time plan on 1M x dim")
     ap.add_argument("--out", help="write the figures as JSON here")
@@ -155,6 +172,8 @@ def main() -> None:
         work.mkdir()
         store = work / "qdrant_storage"
         quick = ["--quick"] if args.quick else []
+        if args.optimize_for:
+            quick += ["--optimize-for", args.optimize_for]
         print("cortex plan ...", flush=True)
         t_plan, plan, rc = cortex("plan", "--source", str(src), "--sample", str(args.sample), *quick,
                                   "--collection", "emb", "--output", "plan.yaml", "--report", "plan.html", cwd=work)
@@ -172,6 +191,7 @@ def main() -> None:
         t_cmp, cmp_, rc_c = cortex("compare", "--source", str(src), "--collection", "emb", "--config", "plan.yaml",
                                    "--min-recall", "0.95", "--path", str(store), cwd=work)
         total = t_plan + t_mig + t_ver + t_cmp
+        chain_cpu = dict(CPU)
         rng = np.random.default_rng(5)
         import faiss
 
@@ -195,8 +215,9 @@ def main() -> None:
         print(f"{args.n:,} x {args.dim} embedding-like vectors, FAISS IndexIDMap2(Flat IP); plan --sample "
               f"{args.sample:,}{' --quick' if args.quick else ''}; chosen: {chosen} {plan['chosen']['search']}")
         print(f"  engine alone (load + index build with Qdrant's defaults): {eng['seconds']:8.1f} s "
-              f"(load {eng['load_seconds']} s, build {eng['build_seconds']} s)")
-        print(f"  cortex plan                                             : {t_plan:8.1f} s")
+              f"(load {eng['load_seconds']} s, build {eng['build_seconds']} s; {eng['cpu_seconds']} CPU s)")
+        print(f"  cortex plan                                             : {t_plan:8.1f} s "
+              f"({', '.join(f'{k} {v} s' for k, v in plan['phases'].items())})")
         print(f"  cortex migrate --config                                 : {t_mig:8.1f} s "
               f"(index build {mig.get('index_seconds')} s)")
         print(f"  cortex verify --full                                    : {t_ver:8.1f} s "
@@ -205,6 +226,10 @@ def main() -> None:
               f"(recall@10 {cmp_['qdrant']['recall']:.4f}, {'PASSED' if rc_c == 0 else 'FAILED'})")
         print(f"  cortex total                                            : {total:8.1f} s  "
               f"= {total / eng['seconds']:.2f}x the engine alone (goal <= 0.5x)")
+        cpu_total = sum(chain_cpu.values())
+        print(f"  CPU seconds (less sensitive to the host's other jobs)    : cortex {cpu_total:.1f} "
+              f"({', '.join(f'{k} {v}' for k, v in chain_cpu.items())}) vs engine "
+              f"{eng['cpu_seconds']} = {cpu_total / max(eng['cpu_seconds'], 1e-9):.2f}x")
         print(f"  predicted vs measured: RAM {gb(pred['ram_bytes'])} vs {gb(meas['ram_bytes'])} "
               f"({pct(pred['ram_bytes'], meas['ram_bytes'])}); disk {gb(pred['disk_bytes'])} vs "
               f"{gb(meas['disk_bytes'])} ({pct(pred['disk_bytes'], meas['disk_bytes'])}); migrate time "
@@ -220,6 +245,7 @@ def main() -> None:
             Path(args.out).write_text(json.dumps({
                 "n": args.n, "dim": args.dim, "sample": args.sample, "quick": args.quick, "engine": eng,
                 "cortex": {"plan": t_plan, "migrate": t_mig, "verify": t_ver, "compare": t_cmp, "total": total},
+                "cpu_seconds": chain_cpu, "load_average": os.getloadavg(),
                 "ratio": round(total / eng["seconds"], 3), "chosen": plan["chosen"], "predicted": {
                     "ram_bytes": pred["ram_bytes"], "disk_bytes": pred["disk_bytes"], "time": pred_t},
                 "measured": {**meas, "migrate_seconds": mig.get("seconds"), "index_seconds": mig.get("index_seconds")},

@@ -116,13 +116,19 @@ def test_plan_writes_a_config_meeting_the_recall_goal(planned):
     out = json.loads(res.stdout)
     assert out["ok"] and out["inventory"]["count"] == 1500 and out["sample"] == 600
     names = [t["name"] for t in out["trials"]]
-    assert names == ["defaults@300", "defaults", "int8", "int8-ef64", "int8-m8", "int8-ondisk"]
+    assert names == ["int8@300", "defaults", "int8", "int8-ef32-ondisk"]  # --quick
     for t in out["trials"]:
         assert t["points"] in (300, 600) and t["build_seconds"] > 0 and t["disk"]["vectors"] >= t["points"] * 32 * 4
         assert t["indexed"] == t["points"]  # the sample was really indexed (HNSW), not searched exactly
     assert out["trials"][2]["disk"]["quantized"] > 0 and out["trials"][1]["disk"]["quantized"] == 0
     est = out["estimates"]
-    assert est["int8-ondisk"]["ram_bytes"] < est["int8"]["ram_bytes"]  # vectors left on disk
+    assert est["int8-ef32-ondisk"]["ram_bytes"] < est["int8"]["ram_bytes"]  # vectors left on disk
+    # not built: derived from the defaults' measured components
+    assert "derived" in est["float16"] and "derived" in est["binary"] and "derived" in est["m32"]
+    assert est["float16"]["components"]["vectors"] == est["defaults"]["components"]["vectors"] // 2
+    assert est["m32"]["components"]["hnsw"] == 2 * est["defaults"]["components"]["hnsw"]
+    assert est["binary"]["components"]["quantized"] == 1500 * 8  # 32 dims: one 64-bit word per point
+    assert out["optimize_for"] == "balanced" and set(out["phases"]) >= {"inventory", "experiments"}
     assert est["defaults"]["bytes_per_point"]["vectors"] == pytest.approx(32 * 4, rel=0.05)
     assert out["guide"]["total_bytes"] == int(1500 * 32 * 4 * 3.5)
     assert out["chosen"]["projected_recall"] >= 0.95
@@ -226,3 +232,27 @@ def test_migrate_and_compare_with_the_config_on_a_qdrant_grpc_server(planned, cl
             "--num-queries", "30", "--json", *qdrant_server.cortex_args)
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["ef"] == 40
+
+
+def test_optimize_for_picks_the_cheapest_by_time_memory_or_both():
+    from cortex.errors import CortexError
+    from cortex.plan.tune import choose
+
+    def row(name, recall, ram, ready, p50=1.0):
+        return {"candidate": name, "search": {"hnsw_ef": 128}, "recall": recall, "projected_recall": recall,
+                "p50_ms": p50, "p95_ms": p50, "build_seconds": ready, "build_cpu_seconds": ready,
+                "ram_bytes": ram, "disk_bytes": ram, "ready_seconds": ready, "tunable": True}
+
+    rows = [row("defaults", 0.99, 100, 100), row("fast", 0.96, 90, 30), row("small", 0.97, 20, 60),
+            row("cheap-but-bad", 0.90, 10, 10)]
+    assert choose(rows, 0.95, "time")[0]["candidate"] == "fast"
+    assert choose(rows, 0.95, "memory")[0]["candidate"] == "small"
+    pick, why = choose(rows, 0.95, "balanced")  # (0.2 + 0.6) / 2 < (0.9 + 0.3) / 2
+    assert pick["candidate"] == "small" and "optimized for balanced" in why
+    assert choose(rows, 0.995, "time")[0] is None  # nothing meets it
+    with pytest.raises(CortexError, match="--optimize-for fastest: choose one of balanced, time, memory"):
+        choose(rows, 0.95, "fastest")
+    # one build measured at several hnsw_ef: the lowest ef meeting the goal, whatever the (noisy) latencies
+    same = [row("defaults", 0.99, 100, 100), {**row("fast", 0.97, 90, 30, p50=2.0), "search": {"hnsw_ef": 128}},
+            {**row("fast", 0.98, 90, 30, p50=1.0), "search": {"hnsw_ef": 256}}]
+    assert choose(same, 0.95, "time")[0]["search"]["hnsw_ef"] == 128

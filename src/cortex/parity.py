@@ -242,11 +242,23 @@ def _eq(a: Any, b: Any) -> bool:
 def sample_queries(source: Source, n: int, dim: int, id_field: str, seed: int,
                    batch_size: int = 8192) -> np.ndarray:
     """A uniform random sample of ``n`` source vectors (reservoir sampling over one stream)."""
+    return sample_and_keep(source, n, dim, id_field, seed, 0.0, batch_size)[0]
+
+
+Batch = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # what _batches yields
+
+
+def sample_and_keep(source: Source, n: int, dim: int, id_field: str, seed: int, memory_mb: float,
+                    batch_size: int = 8192) -> tuple[np.ndarray, list[Batch] | None]:
+    """One pass: a uniform random sample of ``n`` source vectors (Algorithm R) and, when they fit in
+    ``memory_mb``, the validated batches themselves, so the exact search needs no second read."""
     rng = np.random.default_rng(seed)
     res = np.zeros((n, dim), dtype=np.float32)
+    kept: list[Batch] | None = [] if memory_mb > 0 else None
+    budget, size = memory_mb * 2**20, 0
     seen = 0
-    for _keys, vecs, _m, _s in _batches(source, dim, id_field, None, batch_size):
-        for v in vecs:  # Algorithm R, vectorized enough: the sample is small
+    for batch in _batches(source, dim, id_field, None, batch_size):
+        for v in batch[1]:  # Algorithm R, vectorized enough: the sample is small
             if seen < n:
                 res[seen] = v
             else:
@@ -254,14 +266,22 @@ def sample_queries(source: Source, n: int, dim: int, id_field: str, seed: int,
                 if j < n:
                     res[j] = v
             seen += 1
+        if kept is not None:
+            size += sum(a.nbytes for a in batch)
+            if size > budget:
+                kept = None
+            else:
+                kept.append(batch)
     if seen == 0:
         raise SourceError(f"{source.path}: no valid vectors to sample queries from")
-    return res[:min(n, seen)]
+    return res[:min(n, seen)], kept
 
 
 def exact_search(source: Source, queries: np.ndarray, k: int, distance: str, dim: int, id_field: str,
-                 flt: dict[str, Any] | None, memory_mb: float, batch_size: int = 8192) -> _Data:
-    """Exact top-k of every query over the source's vectors, streamed; keeps the vectors if they fit."""
+                 flt: dict[str, Any] | None, memory_mb: float, batch_size: int = 8192,
+                 batches: list[Batch] | None = None) -> _Data:
+    """Exact top-k of every query over the source's vectors, streamed (or over ``batches`` already read,
+    without a filter); keeps the vectors if they fit."""
     q = _prep_queries(queries, distance)
     qsq = np.einsum("ij,ij->i", q, q) if distance == "euclid" else None
     top = TopK(len(q), k)
@@ -270,7 +290,8 @@ def exact_search(source: Source, queries: np.ndarray, k: int, distance: str, dim
     budget = memory_mb * 2**20
     size = 0
     matching = total = 0
-    for keys, vecs, match, sup in _batches(source, dim, id_field, flt, batch_size):
+    stream = batches if batches is not None and not flt else _batches(source, dim, id_field, flt, batch_size)
+    for keys, vecs, match, sup in stream:
         top.drop(sup)
         b = normalize_rows(vecs) if distance == "cosine" else vecs
         total += len(keys)
@@ -404,11 +425,12 @@ def compare(target: Target, collection: str, source: Source, *, k: int = 10, num
         if num_queries < 1:
             raise SourceError("--num-queries must be at least 1")
         say(f"sampling {num_queries} queries from {source.path} ...")
-        base = sample_queries(source, num_queries, dim, id_field, seed)
+        base, kept = sample_and_keep(source, num_queries, dim, id_field, seed, 0.0 if filter else memory_mb)
         queries = add_noise(base, noise, np.random.default_rng(seed + 1))
         queries_how = (f"{len(queries)} source vectors sampled uniformly at random (seed {seed}), each plus "
                        f"Gaussian noise of norm {noise:g} x its own norm, so no query is a stored point")
     else:
+        kept = None
         queries = np.asarray(queries, dtype=np.float32)
         queries_how = queries_how or f"{len(queries)} query vectors given by the caller"
     nq = len(queries)
@@ -418,7 +440,8 @@ def compare(target: Target, collection: str, source: Source, *, k: int = 10, num
                 say(f"creating a {index_kind(v)} payload index on '{f_}' ...")
                 target.create_payload_index(collection, f_, index_kind(v))
     say(f"exact ground truth over {source.path} ...")
-    data = exact_search(source, queries, k, distance, dim, id_field, filter, memory_mb)
+    data = exact_search(source, queries, k, distance, dim, id_field, filter, memory_mb, batches=kept)
+    del kept
     gt_how = (f"exact {distance} search in numpy over the {data.total:,} valid source vectors"
               + (f" ({data.matching:,} match the filter)" if filter else "")
               + (", held in memory" if data.matrix is not None else f", streamed (more than {memory_mb:g} MB)"))

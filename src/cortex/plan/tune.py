@@ -132,14 +132,15 @@ def choose(rows: list[dict[str, Any]], min_recall: float, optimize_for: str = "b
     ram0 = base["ram_bytes"] or 1
     time0 = base.get("ready_seconds") or base["build_cpu_seconds"] or base["build_seconds"] or 1e-9
 
-    def cost(r: dict[str, Any]) -> tuple[float, float, float]:
+    def cost(r: dict[str, Any]) -> tuple[float, float, int, float]:
         ram = (r["ram_bytes"] or ram0) / ram0
         ready = (r.get("ready_seconds") or r["build_cpu_seconds"] or r["build_seconds"]) / time0
+        ef = r["search"].get("hnsw_ef") or 0  # within one build, the lowest ef meeting the goal (steadier than p50)
         if optimize_for == "time":
-            return ready, ram, r["p50_ms"]
+            return ready, ram, ef, r["p50_ms"]
         if optimize_for == "memory":
-            return ram, ready, r["p50_ms"]
-        return (ram + ready) / 2, ready, r["p50_ms"]
+            return ram, ready, ef, r["p50_ms"]
+        return (ram + ready) / 2, ready, ef, r["p50_ms"]
 
     ok = [r for r in rows if r["tunable"] and r.get("projected_recall", r["recall"]) >= min_recall]
     if not ok:
