@@ -116,7 +116,8 @@ def test_plan_writes_a_config_meeting_the_recall_goal(planned):
     out = json.loads(res.stdout)
     assert out["ok"] and out["inventory"]["count"] == 1500 and out["sample"] == 600
     names = [t["name"] for t in out["trials"]]
-    assert names == ["int8@300", "defaults", "int8", "int8-ef32-ondisk"]  # --quick
+    # --quick; one half-sample build per graph setting (int8-ondisk-like variants share their sibling's)
+    assert names == ["int8@300", "defaults@300", "int8-ef32-ondisk@300", "defaults", "int8", "int8-ef32-ondisk"]
     for t in out["trials"]:
         assert t["points"] in (300, 600) and t["build_seconds"] > 0 and t["disk"]["vectors"] >= t["points"] * 32 * 4
         assert t["indexed"] == t["points"]  # the sample was really indexed (HNSW), not searched exactly
@@ -256,3 +257,21 @@ def test_optimize_for_picks_the_cheapest_by_time_memory_or_both():
     same = [row("defaults", 0.99, 100, 100), {**row("fast", 0.97, 90, 30, p50=2.0), "search": {"hnsw_ef": 128}},
             {**row("fast", 0.98, 90, 30, p50=1.0), "search": {"hnsw_ef": 256}}]
     assert choose(same, 0.95, "time")[0]["search"]["hnsw_ef"] == 128
+
+
+def test_recall_projection_extrapolates_the_miss_rate_per_doubling():
+    from cortex.plan.experiment import SearchResult, TrialResult
+    from cortex.plan.tune import project_recall
+
+    def trial(points, recalls):
+        return TrialResult("t", points, 1, 1, 1, {}, 0, 0, 0, searches=[
+            SearchResult({"hnsw_ef": ef}, r, 1, 1, 1) for ef, r in recalls.items()])
+
+    half, full = trial(10_000, {64: 0.98, 128: 1.0}), trial(20_000, {64: 0.97, 128: 1.0})
+    p = project_recall(half, full, 160_000, queries=200, k=10)
+    # miss 0.02 -> 0.03 is x1.5 per doubling; three more doublings: 0.03 x 1.5^3 = 0.10125
+    assert p[64] == pytest.approx(1 - 0.03 * 1.5 ** 3, abs=1e-4)
+    assert p[128] == 1.0  # no miss at either size: nothing to extrapolate
+    assert project_recall(half, full, 20_000, 200, 10)[64] == 0.97  # the full count is the sample: as measured
+    better = trial(20_000, {64: 0.99, 128: 1.0})  # fewer misses on the bigger sample (noise): growth taken as 1
+    assert project_recall(half, better, 160_000, 200, 10)[64] == 0.99

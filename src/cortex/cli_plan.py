@@ -32,7 +32,7 @@ def plan(
     collection: Annotated[str | None, typer.Option("--collection", "-c", help="Collection name in the config "
                                                    "(default: the source file's name).")] = None,
     num_queries: Annotated[int, typer.Option("--num-queries", min=1, help="Queries (sampled points plus noise) "
-                                             "per candidate.")] = 200,
+                                             "per candidate.")] = 400,
     quick: Annotated[bool, typer.Option("--quick", help="Only three candidates: defaults, int8, "
                                         "int8-ef32-ondisk.")
                      ] = False,

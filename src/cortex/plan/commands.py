@@ -68,7 +68,7 @@ def _unique(sample: Sample) -> Sample:
 
 def plan(source: str, *, source_type: str | None = None, options: SourceOptions | None = None,
          collection: str | None = None, sample: int = 20_000, min_recall: float = 0.95, k: int = 10,
-         num_queries: int = 200, noise: float = 0.1, quick: bool = False, candidates: list[str] | None = None,
+         num_queries: int = 400, noise: float = 0.1, quick: bool = False, candidates: list[str] | None = None,
          optimize_for: str = "balanced", measure_all: bool = False, output: str | None = None,
          workdir: str | None = None, seed: int = 0, batch_size: int = 2000, progress: Any = None,
          on_event: Event | None = None) -> PlanResult:
@@ -116,6 +116,12 @@ def plan(source: str, *, source_type: str | None = None, options: SourceOptions 
         say(f"[0/{len(cands)}] {ref.name} on {half_n:,} points (fixed costs and how build time and recall grow) ...")
         half_trial = run_trial(ref, half, queries, truth_half, wd, k=min(k, n), payload_indexes=indexes,
                                label=f"{ref.name}@{half_n}")
+        halves = {tune.graph_key(ref): half_trial}
+        for c in cands:  # one half-sample build per graph setting: how its recall falls as the graph grows
+            if c.tune and tune.graph_key(c) not in halves:
+                say(f"      {c.name} on {half_n:,} points (how its recall falls as the graph grows) ...")
+                halves[tune.graph_key(c)] = run_trial(c, half, queries, truth_half, wd, k=min(k, n),
+                                                      label=f"{c.name}@{half_n}", heap_probe=False)
         for i, c in enumerate(cands, 1):
             say(f"[{i}/{len(cands)}] {c.name}: loading {n:,} sample points and building the index ...")
             tr = run_trial(c, smp, queries, truth, wd, k=min(k, n), payload_indexes=indexes)
@@ -139,9 +145,10 @@ def plan(source: str, *, source_type: str | None = None, options: SourceOptions 
     vbytes = total * inv.dim * 4
     per = {t.name: est.time_estimate(t, total, inv.rows_per_second, model, vbytes) for t in trials}
     rows = tune.options(trials, cands, estimates, {nm: t["total_seconds"] for nm, t in per.items()})
-    drops = tune.recall_drop(half_trial, ref_full, total)
+    proj = {c.name: tune.project_recall(halves[tune.graph_key(c)], by[c.name], total, nq, min(k, n))
+            for c in cands if tune.graph_key(c) in halves}
     for r in rows:
-        r["projected_recall"] = round(max(0.0, r["recall"] - drops.get(r["search"].get("hnsw_ef"), 0.0)), 4)
+        r["projected_recall"] = proj.get(r["candidate"], {}).get(r["search"].get("hnsw_ef"), r["recall"])
     pick, reason = tune.choose(rows, min_recall, optimize_for)
     times = {"defaults": per["defaults"]}
     cfg_dict = None
@@ -164,7 +171,8 @@ def plan(source: str, *, source_type: str | None = None, options: SourceOptions 
         source=source, collection=name, min_recall=min_recall, sample=n, inventory=inv.to_dict(),
         payload_indexes={f: i.model_dump(exclude_none=True) for f, i in indexes.items()},
         guide=est.guide_formula(total, inv.dim), estimates=estimates, time=times, optimize_for=optimize_for,
-        trials=[t.to_dict() for t in [half_trial, *trials]], options=rows, chosen=pick, reason=reason, config=cfg_dict,
+        trials=[t.to_dict() for t in [*halves.values(), *trials]], options=rows, chosen=pick, reason=reason,
+        config=cfg_dict,
         output=output if pick is not None else None, phases=phases, warnings=list(inv.warnings))
     result.seconds = round(time.perf_counter() - t_start, 3)
     return result

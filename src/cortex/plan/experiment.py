@@ -146,7 +146,7 @@ def exact_topk(vectors: np.ndarray, queries: np.ndarray, k: int, distance: str) 
 
 def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.ndarray, workdir: Path, *,
               k: int = 10, batch_size: int = 500, payload_indexes: dict[str, Any] | None = None,
-              keep: bool = False, label: str | None = None) -> TrialResult:
+              keep: bool = False, label: str | None = None, heap_probe: bool = True) -> TrialResult:
     """Build the sample's collection under ``cand`` in ``workdir`` and measure it."""
     cfg = experimental(cand.config)
     root = workdir / cand.name
@@ -171,7 +171,7 @@ def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.nd
         tgt.close()
         disk = disk_components(root / "s")
         wal = disk.pop("wal")
-        heap = heap_in_fresh_process(root, cand.searches, queries, k)
+        heap = heap_in_fresh_process(root, cand.searches, queries, k) if heap_probe else None
         a0, f0 = rss()
         tgt = EdgeTarget(root)
         tgt.count("s")

@@ -108,14 +108,26 @@ def options(trials: list[TrialResult], cands: list[Candidate], estimates: dict[s
     return rows
 
 
-def recall_drop(half: TrialResult, full: TrialResult, total: int) -> dict[int | None, float]:
-    """Per hnsw_ef, how much recall the full collection is expected to lose against the sample: HNSW
-    recall at a fixed ef falls as the graph grows; the loss measured from half the sample to all of it
-    is extrapolated per doubling (log2) up to ``total`` points."""
+def graph_key(c: Candidate) -> str:
+    """Candidates that build the same graph (same m, ef_construct and quantization; on-disk or not) share
+    one half-sample build for the recall projection."""
+    h, q = c.config.hnsw, c.config.quantization
+    return f"{h.m if h else None}/{h.ef_construct if h else None}/{q.model_dump_json() if q else None}"
+
+
+def project_recall(half: TrialResult, full: TrialResult, total: int, queries: int, k: int
+                   ) -> dict[int | None, float]:
+    """Per hnsw_ef, the recall expected on ``total`` points. HNSW's miss rate (1 - recall) at a fixed ef grows
+    as the graph grows; its growth per doubling, measured from half the sample to all of it on the same graph
+    settings, is extrapolated geometrically (log2) to ``total``. A miss rate of 0 on the half sample counts as
+    half a miss, so growth from nothing is not infinite; growth is never taken below 1."""
     doublings = math.log2(total / full.points) if total > full.points else 0.0
+    floor = 0.5 / max(1, queries * k)
     out: dict[int | None, float] = {}
     for a, b in zip(half.searches, full.searches, strict=False):
-        out[b.params.get("hnsw_ef")] = round(max(0.0, a.recall - b.recall) * doublings, 4)
+        m_half, m_full = max(0.0, 1 - a.recall), max(0.0, 1 - b.recall)
+        growth = max(1.0, max(m_full, floor) / max(m_half, floor))
+        out[b.params.get("hnsw_ef")] = round(max(0.0, 1 - min(1.0, m_full * growth ** doublings)), 4)
     return out
 
 
