@@ -26,7 +26,8 @@ def plan(
     sample: Annotated[int, typer.Option("--sample", min=100, help="Points loaded into embedded Qdrant for the "
                                         "experiments (a uniform sample of the source).")] = 20_000,
     min_recall: Annotated[float, typer.Option("--min-recall", min=0.0, max=1.0, help="Recall@10 the chosen "
-                                              "settings must reach on the sample.")] = 0.95,
+                                              "settings must reach, projected from the sample to the full "
+                                              "count.")] = 0.95,
     output: Annotated[str | None, typer.Option("--output", "-o", help="Write the tuned collection config "
                                                "(YAML) for migrate/compare/benchmark --config.")] = None,
     collection: Annotated[str | None, typer.Option("--collection", "-c", help="Collection name in the config "
