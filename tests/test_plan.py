@@ -275,3 +275,20 @@ def test_recall_projection_extrapolates_the_miss_rate_per_doubling():
     assert project_recall(half, full, 20_000, 200, 10)[64] == 0.97  # the full count is the sample: as measured
     better = trial(20_000, {64: 0.99, 128: 1.0})  # fewer misses on the bigger sample (noise): growth taken as 1
     assert project_recall(half, better, 160_000, 200, 10)[64] == 0.99
+
+
+def test_time_estimate_scales_the_candidates_own_build_as_n_log_n_and_adds_read_and_load_times():
+    import math
+
+    from cortex.plan.estimate import time_estimate
+    from cortex.plan.experiment import TrialResult
+
+    t = TrialResult("t", 20_000, load_seconds=2.0, build_seconds=4.0, build_cpu_seconds=2.0, disk={}, wal_bytes=0,
+                    rss_anon_bytes=0, rss_file_bytes=0)
+    e = time_estimate(t, 200_000, read_rate=40_000.0, vector_bytes=200_000 * 768 * 4)
+    cpu = 2.0 * 200_000 * math.log(200_000) / (20_000 * math.log(20_000))
+    assert e["build_cpu_seconds"] == pytest.approx(cpu, abs=0.1)
+    assert e["build_seconds"] == pytest.approx(cpu / 0.5, abs=0.1)  # the sample's build ran on half a core
+    assert e["load_seconds"] == pytest.approx(200_000 / 10_000 + 200_000 / 40_000, abs=0.1)  # load + read
+    small = time_estimate(t, 1_000, read_rate=None, vector_bytes=1_000 * 768 * 4)  # under the indexing threshold
+    assert small["build_seconds"] == 0.0 and not small["indexed"]

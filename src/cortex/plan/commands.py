@@ -141,9 +141,8 @@ def plan(source: str, *, source_type: str | None = None, options: SourceOptions 
         estimates[c.name] = est.project(tr, c.config, fixed, total, wal)
     for c in tune.derived(name, inv.dim, distance, cands):
         estimates[c.name] = est.derive(estimates["defaults"], c.name, c.config, inv.dim)
-    model = est.build_model(ref_full, half_trial)
     vbytes = total * inv.dim * 4
-    per = {t.name: est.time_estimate(t, total, inv.rows_per_second, model, vbytes) for t in trials}
+    per = {t.name: est.time_estimate(t, total, inv.rows_per_second, None, vbytes) for t in trials}
     rows = tune.options(trials, cands, estimates, {nm: t["total_seconds"] for nm, t in per.items()})
     proj = {c.name: tune.project_recall(halves[tune.graph_key(c)], by[c.name], total, nq, min(k, n))
             for c in cands if tune.graph_key(c) in halves}
