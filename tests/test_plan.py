@@ -259,22 +259,23 @@ def test_optimize_for_picks_the_cheapest_by_time_memory_or_both():
     assert choose(same, 0.95, "time")[0]["search"]["hnsw_ef"] == 128
 
 
-def test_recall_projection_extrapolates_the_miss_rate_per_doubling():
+def test_recall_projection_extrapolates_the_pooled_miss_rate_growth_per_doubling():
     from cortex.plan.experiment import SearchResult, TrialResult
-    from cortex.plan.tune import project_recall
+    from cortex.plan.tune import miss_growth, project_recall
 
     def trial(points, recalls):
         return TrialResult("t", points, 1, 1, 1, {}, 0, 0, 0, searches=[
             SearchResult({"hnsw_ef": ef}, r, 1, 1, 1) for ef, r in recalls.items()])
 
-    half, full = trial(10_000, {64: 0.98, 128: 1.0}), trial(20_000, {64: 0.97, 128: 1.0})
-    p = project_recall(half, full, 160_000, queries=200, k=10)
-    # miss 0.02 -> 0.03 is x1.5 per doubling; three more doublings: 0.03 x 1.5^3 = 0.10125
-    assert p[64] == pytest.approx(1 - 0.03 * 1.5 ** 3, abs=1e-4)
-    assert p[128] == 1.0  # no miss at either size: nothing to extrapolate
-    assert project_recall(half, full, 20_000, 200, 10)[64] == 0.97  # the full count is the sample: as measured
-    better = trial(20_000, {64: 0.99, 128: 1.0})  # fewer misses on the bigger sample (noise): growth taken as 1
-    assert project_recall(half, better, 160_000, 200, 10)[64] == 0.99
+    a_half, a_full = trial(10_000, {64: 0.98, 128: 0.999}), trial(20_000, {64: 0.97, 128: 0.996})
+    b_half, b_full = trial(10_000, {64: 0.99, 128: 1.0}), trial(20_000, {64: 0.985, 128: 0.999})
+    g = miss_growth([(a_half, a_full), (b_half, b_full)])  # (0.03 + 0.004 + 0.015 + 0.001) / (0.02 + 0.001 + 0.01)
+    assert g == pytest.approx(0.05 / 0.031)
+    p = project_recall(a_full, 160_000, g)  # three doublings
+    assert p[64] == pytest.approx(1 - 0.03 * g ** 3, abs=1e-4) and p[128] == pytest.approx(1 - 0.004 * g ** 3, abs=1e-4)
+    assert project_recall(a_full, 20_000, g)[64] == 0.97  # the full count is the sample: as measured
+    assert miss_growth([(a_full, a_half)]) == 1.0  # fewer misses on the bigger graph (noise): growth taken as 1
+    assert miss_growth([(trial(10, {64: 1.0}), trial(20, {64: 1.0}))]) == 1.0  # no miss at all
 
 
 def test_time_estimate_scales_the_candidates_own_build_as_n_log_n_and_adds_read_and_load_times():
