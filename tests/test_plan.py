@@ -260,6 +260,8 @@ def test_optimize_for_picks_the_cheapest_by_time_memory_or_both():
 
 
 def test_recall_projection_extrapolates_the_pooled_miss_rate_growth_per_doubling():
+    import math
+
     from cortex.plan.experiment import SearchResult, TrialResult
     from cortex.plan.tune import miss_growth, project_recall
 
@@ -269,13 +271,14 @@ def test_recall_projection_extrapolates_the_pooled_miss_rate_growth_per_doubling
 
     a_half, a_full = trial(10_000, {64: 0.98, 128: 0.999}), trial(20_000, {64: 0.97, 128: 0.996})
     b_half, b_full = trial(10_000, {64: 0.99, 128: 1.0}), trial(20_000, {64: 0.985, 128: 0.999})
-    g = miss_growth([(a_half, a_full), (b_half, b_full)])  # (0.03 + 0.004 + 0.015 + 0.001) / (0.02 + 0.001 + 0.01)
-    assert g == pytest.approx(0.05 / 0.031)
+    g, hi = miss_growth([(a_half, a_full), (b_half, b_full)], slots=2000)
+    assert g == pytest.approx(0.05 / 0.031)  # (0.03 + 0.004 + 0.015 + 0.001) / (0.02 + 0.001 + 0.01)
+    assert hi == pytest.approx(g * math.exp(2 * math.sqrt(1 / 62 + 1 / 100)))  # 62 and 100 misses in 2000 slots
     p = project_recall(a_full, 160_000, g)  # three doublings
     assert p[64] == pytest.approx(1 - 0.03 * g ** 3, abs=1e-4) and p[128] == pytest.approx(1 - 0.004 * g ** 3, abs=1e-4)
     assert project_recall(a_full, 20_000, g)[64] == 0.97  # the full count is the sample: as measured
-    assert miss_growth([(a_full, a_half)]) == 1.0  # fewer misses on the bigger graph (noise): growth taken as 1
-    assert miss_growth([(trial(10, {64: 1.0}), trial(20, {64: 1.0}))]) == 1.0  # no miss at all
+    assert miss_growth([(a_full, a_half)], 2000)[0] == 1.0  # fewer misses on the bigger graph: growth taken as 1
+    assert miss_growth([(trial(10, {64: 1.0}), trial(20, {64: 1.0}))], 2000) == (1.0, 1.0)  # no miss at all
 
 
 def test_time_estimate_scales_the_candidates_own_build_as_n_log_n_and_adds_read_and_load_times():

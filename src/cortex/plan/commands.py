@@ -41,7 +41,9 @@ class PlanResult:
     reason: str
     config: dict[str, Any] | None  # the collection config written to --output
     optimize_for: str = "balanced"
-    miss_growth: float = 1.0  # the miss rate's growth per doubling of the graph, measured (recall projection)
+    # the miss rate's growth per doubling of the graph (recall projection): the pooled estimate, and the upper
+    # bound (two standard errors) the projection uses
+    miss_growth: dict[str, float] = field(default_factory=dict)
     output: str | None = None
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
@@ -145,7 +147,8 @@ def plan(source: str, *, source_type: str | None = None, options: SourceOptions 
     vbytes = total * inv.dim * 4
     per = {t.name: est.time_estimate(t, total, inv.rows_per_second, None, vbytes) for t in trials}
     rows = tune.options(trials, cands, estimates, {nm: t["total_seconds"] for nm, t in per.items()})
-    growth = tune.miss_growth([(halves[tune.graph_key(c)], by[c.name]) for c in cands if tune.graph_key(c) in halves])
+    growth_est, growth = tune.miss_growth([(halves[tune.graph_key(c)], by[c.name]) for c in cands
+                                           if tune.graph_key(c) in halves], nq * min(k, n))
     proj = {c.name: tune.project_recall(by[c.name], total, growth) for c in cands}
     for r in rows:
         r["projected_recall"] = proj.get(r["candidate"], {}).get(r["search"].get("hnsw_ef"), r["recall"])
@@ -174,7 +177,7 @@ def plan(source: str, *, source_type: str | None = None, options: SourceOptions 
         trials=[t.to_dict() for t in [*halves.values(), *trials]], options=rows, chosen=pick, reason=reason,
         config=cfg_dict,
         output=output if pick is not None else None, phases=phases, warnings=list(inv.warnings),
-        miss_growth=round(growth, 3))
+        miss_growth={"estimate": round(growth_est, 3), "used": round(growth, 3)})
     result.seconds = round(time.perf_counter() - t_start, 3)
     return result
 
