@@ -35,15 +35,17 @@ def ray_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def test_ray_worker_killed_mid_partition_then_exact(ray_local: Path, qdrant_server, tmp_path: Path) -> None:
     from cortex.api import migrate, verify
+    from cortex.deploy.metrics import MetricsReporter
 
     src = write_jsonl(tmp_path / "x.jsonl", vectors(N, DIM, seed=9))
     box: dict = {}
+    metrics = MetricsReporter()  # the driver's, as --metrics-port serves it: fed by every task
 
     def run() -> None:
         try:
             box["summary"] = migrate(str(src), "rayc", url=qdrant_server.url, grpc_port=qdrant_server.port,
                                      engine="ray", partitions=3, batch_size=100, checkpoint_seconds=0,
-                                     state_dir=str(tmp_path / "state"))
+                                     state_dir=str(tmp_path / "state"), metrics=metrics)
         except BaseException as e:  # noqa: BLE001 - re-raised by the test below
             box["error"] = e
 
@@ -65,6 +67,15 @@ def test_ray_worker_killed_mid_partition_then_exact(ray_local: Path, qdrant_serv
     assert len(records) == 3 and all(r["status"] == "done" for r in records)
     report = verify("rayc", source=str(src), full=True, url=qdrant_server.url, grpc_port=qdrant_server.port)
     assert report.ok, report.problems
+    value = metrics.registry.get_sample_value
+    assert value("cortex_migration_records_written_total", {"collection": "rayc"}) == N
+    assert value("cortex_migration_records_read_total", {"collection": "rayc"}) == N
+    # every batch upsert of every task reached the driver (the killed worker's batches too, so >=)
+    assert value("cortex_migration_batch_seconds_count", {"collection": "rayc"}) >= N // 100
+    assert value("cortex_migration_phase", {"collection": "rayc", "phase": "done"}) == 1
+    from cortex.deploy.metrics import COUNTS
+    from cortex.scale.ray_engine import COUNTS as TASK_COUNTS
+    assert TASK_COUNTS == COUNTS
 
 
 def test_cli_engine_ray_adds_up(ray_local: Path, qdrant_server, cli, tmp_path: Path) -> None:
