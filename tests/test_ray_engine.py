@@ -87,3 +87,29 @@ def test_cli_engine_ray_adds_up(ray_local: Path, qdrant_server, cli, tmp_path: P
     assert (d["read"], d["written"], d["counts_add_up"]) == (1000, 1000, True)
     r = cli("qdrant", "verify", "--collection", "c", "--source", "m.npy", "--full", *qdrant_server.cortex_args)
     assert r.exit_code == 0, r.stdout
+
+
+def test_engine_ray_with_a_config_file(ray_local: Path, qdrant_server, cli, tmp_path: Path) -> None:
+    """--config with --engine ray: the driver creates the collection from the file, --finish adds its indexes."""
+    write_jsonl(tmp_path / "x.jsonl", vectors(600, DIM, seed=5))
+    (tmp_path / "c.yaml").write_text(
+        "version: 1\ncollections:\n  - name: rcfg\n"
+        f"    vectors: {{size: {DIM}, distance: dot}}\n"
+        "    hnsw: {m: 8, ef_construct: 40}\n"
+        "    payload_indexes:\n      language: keyword\n")
+    r = cli("qdrant", "migrate", "--source", "x.jsonl", "--target", "rcfg", "--engine", "ray", "--partitions", "2",
+            "--config", "c.yaml", "--json", *qdrant_server.cortex_args)
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["written"] == 600
+    client = qdrant_server.client()
+    try:
+        info = client.get_collection("rcfg")
+        assert info.points_count == 600 and str(info.config.params.vectors.distance).lower().endswith("dot")
+        assert (info.config.hnsw_config.m, info.config.hnsw_config.ef_construct) == (8, 40)
+        assert str(info.payload_schema["language"].data_type).lower().endswith("keyword")
+    finally:
+        client.close()
+    (tmp_path / "bad.yaml").write_text((tmp_path / "c.yaml").read_text().replace(f"size: {DIM}", "size: 3"))
+    r = cli("qdrant", "migrate", "--source", "x.jsonl", "--target", "rbad", "--engine", "ray", "--partitions", "2",
+            "--config", "bad.yaml", *qdrant_server.cortex_args)
+    assert r.exit_code == 2 and "vectors.size is 3" in r.stderr

@@ -130,11 +130,6 @@ def migrate(
     args = {k: v for k, v in locals().items() if k not in ("say", "shown", "coll_cfg", "layout")}
     if engine not in ("local", "ray"):
         raise SourceError(f"--engine {engine!r}: choose local or ray")
-    if engine == "ray" and config is not None:
-        raise SourceError("--config with --engine ray: create the collection from the config first (migrate one "
-                          "--partition with --config, or `cortex qdrant setup --config`), then run without --config")
-    if finish:
-        args.pop("config", None)
     if engine == "ray":
         from cortex.scale.ray_engine import migrate_with_ray
 

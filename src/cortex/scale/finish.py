@@ -41,9 +41,15 @@ def merged(records: list[dict[str, Any]], n: int) -> tuple[dict[str, int], list[
 def finish_partitions(*, source: str, collection: str, partitions: int | None, state_dir: str,
                       source_type: str | None = None, options: Any = None, target: Any = None,
                       on_event: Any = None, retries: int = 8, retry_max_seconds: float = 30.0,
-                      build_index: bool = True, **target_kw: Any) -> MigrationSummary:
-    """Build the index of a collection written by ``partitions`` pieces and check it holds them all."""
+                      build_index: bool = True, config: Any = None, **target_kw: Any) -> MigrationSummary:
+    """Build the index of a collection written by ``partitions`` pieces and check it holds them all.
+
+    ``config`` (``--config``): its payload indexes are created too (the collection was created from it).
+    """
     from cortex.api import _target, _where_expr, _where_text
+    from cortex.plan.apply import config_for
+
+    coll_cfg = config_for(config, collection) if config is not None else None
 
     say = on_event or (lambda _m: None)
     if not partitions:
@@ -69,7 +75,8 @@ def finish_partitions(*, source: str, collection: str, partitions: int | None, s
         summary = MigrationSummary(source=redact_url(source), source_kind=info.kind, collection=collection,
                                    target=tgt.location, dim=info.dim or 0, distance=info.distance or "", **totals)
         policy = RetryPolicy(retries=retries, max_seconds=retry_max_seconds)
-        summary.payload_indexes = create_payload_indexes(tgt, collection, info, policy, summary.warnings)
+        summary.payload_indexes = create_payload_indexes(tgt, collection, info, policy, summary.warnings,
+                                                         config=coll_cfg)
         if build_index:  # False: left deferred for a later `cortex qdrant optimize`
             say(f"all {partitions} partitions done; optimizing the collection (the HNSW build takes minutes on "
                 "large collections) ...")

@@ -152,7 +152,7 @@ def _run_partition(i: int, n: int, tracker: Any, kwargs: dict[str, Any], metrics
 def migrate_with_ray(*, source: str, collection: str, partitions: int | None, ray_address: str | None = None,
                      progress: Any = None, on_event: Any = None, stop: Any = None, target: Any = None,
                      path: str | None = None, url: str | None = None, dry_run: bool = False,
-                     metrics: Any = None, **kwargs: Any) -> MigrationSummary:
+                     metrics: Any = None, config: Any = None, **kwargs: Any) -> MigrationSummary:
     """Migrate ``source`` as ``partitions`` Ray tasks into a Qdrant server, then build the index and check it."""
     from cortex.api import migrate
     from cortex.collection_setup import prepare_collection, resolve_distance, vector_config
@@ -185,11 +185,21 @@ def migrate_with_ray(*, source: str, collection: str, partitions: int | None, ra
         src.close()
     tgt = open_target(url=url, api_key=kwargs.get("api_key"), prefer_grpc=kwargs.get("prefer_grpc", True),
                       grpc_port=kwargs.get("grpc_port", 6334))
+    coll_cfg = None
+    if config is not None:  # --config: the collection is created from the file, the tasks write into it
+        from cortex.plan.apply import check_fits, config_for
+        from cortex.sources.base import parse_distance
+
+        coll_cfg = config_for(config, collection)
+        if info.dim:
+            check_fits(coll_cfg, str(config) if not hasattr(config, "name") else "--config", info.dim,
+                       parse_distance(kwargs["distance"]) if kwargs.get("distance") else None)
+        args["distance"] = coll_cfg.vectors.distance
     try:
         sparse, named = vector_config(info)
-        prepare_collection(tgt, collection, info.dim or 0, resolve_distance(info, kwargs.get("distance")),
+        prepare_collection(tgt, collection, info.dim or 0, resolve_distance(info, args.get("distance")),
                            kwargs.get("defer_indexing", True), dry_run=False, sparse=sparse or None,
-                           named=named or None)
+                           named=named or None, config=coll_cfg)
     finally:
         tgt.close()
     tracker = ray.remote(num_cpus=0)(_Tracker).remote()
@@ -231,7 +241,7 @@ def migrate_with_ray(*, source: str, collection: str, partitions: int | None, ra
     feed.phase("indexing")
     try:
         summary = migrate(source=args["source"], collection=collection, partitions=n, finish=True, url=url,
-                          on_event=say, build_index=kwargs.get("build_index", True), **rest)
+                          on_event=say, build_index=kwargs.get("build_index", True), config=coll_cfg, **rest)
     except BaseException:
         feed.phase("failed")
         raise
