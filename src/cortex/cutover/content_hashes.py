@@ -28,6 +28,7 @@ import os
 import struct
 import uuid
 from collections.abc import Iterator
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ _MULT = (np.random.default_rng(0x5EED).integers(0, 2**62, size=(2, _WORDS), dtyp
          + np.uint64(1))  # two independent sets of odd multipliers (fixed: hashes are stable across runs)
 _GOLD = 0x9E3779B97F4A7C15
 _BYTES_STEP = 1 << 22  # payload bytes hashed at a time
+SHORT = 256  # strings up to this long are hashed as a padded matrix
 
 
 def _ext(base: Path, ext: str) -> Path:
@@ -103,35 +105,69 @@ def vector_hashes(vectors: np.ndarray) -> np.ndarray:
 
 
 def _bytes_hashes(items: list[bytes]) -> np.ndarray:
-    """A 64-bit hash per byte string, columnar: every byte times a per-position odd multiplier, summed per
-    string (``reduceat`` over the joined bytes), two independent sums, mixed with the length."""
+    """A 64-bit hash per byte string, columnar (no per-string Python); a function of the string alone.
+
+    Strings of up to ``SHORT`` bytes (payload JSON mostly is) are laid into one zero-padded matrix of
+    64-bit words (a boolean mask puts each string's bytes at the start of its row), each word folded
+    (xorshifts: every bit reaches the low byte) and the row summed against odd multipliers (``einsum``;
+    zero padding adds nothing, so the matrix width does not matter).  Longer strings: every byte times
+    a per-position odd multiplier, summed per string (``reduceat``).  Both mixed with the length.
+    """
     n = len(items)
     lengths = np.fromiter(map(len, items), dtype=np.int64, count=n)
-    out = np.zeros(n, np.uint64)
     total = int(lengths.sum())
     if total > _BYTES_STEP and n > 1:  # bounded memory: a few arrays of 8 bytes per input byte
         half = n // 2
         return np.concatenate([_bytes_hashes(items[:half]), _bytes_hashes(items[half:])])
-    if not total:
-        return _combine(out, out.copy(), lengths.astype(np.uint64))
-    buf = np.frombuffer(b"".join(items), dtype=np.uint8).astype(np.uint64)
-    starts = np.zeros(n, np.int64)
-    np.cumsum(lengths[:-1], out=starts[1:])
-    pos = np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)  # each byte's place in its string
-    m = _multipliers(int(lengths.max()))
-    nonempty = lengths > 0
-    with np.errstate(over="ignore"):
-        a = np.add.reduceat(buf * m[0][pos], starts[nonempty])
-        b = np.add.reduceat(buf * m[1][pos], starts[nonempty])
-    sa, sb = out, out.copy()
-    sa[nonempty], sb[nonempty] = a, b
+    sa, sb = np.zeros(n, np.uint64), np.zeros(n, np.uint64)
+    short = lengths <= SHORT
+    if short.all():
+        _short_sums(items, lengths, sa, sb)
+    else:
+        at = np.flatnonzero(short)
+        if len(at):
+            a, b = np.zeros(len(at), np.uint64), np.zeros(len(at), np.uint64)
+            _short_sums([items[i] for i in at.tolist()], lengths[at], a, b)
+            sa[at], sb[at] = a, b
+        at = np.flatnonzero(~short)
+        a, b = np.zeros(len(at), np.uint64), np.zeros(len(at), np.uint64)
+        _long_sums([items[i] for i in at.tolist()], lengths[at], a, b)
+        sa[at], sb[at] = a, b
     return _combine(sa, sb, lengths.astype(np.uint64) + np.uint64(0x51ED27))
 
 
+def _short_sums(items: list[bytes], lengths: np.ndarray, sa: np.ndarray, sb: np.ndarray) -> None:
+    width = (int(lengths.max(initial=0)) + 7) // 8 * 8
+    if not width:
+        return
+    mat = np.zeros((len(items), width), np.uint8)
+    mat[np.arange(width) < lengths[:, None]] = np.frombuffer(b"".join(items), dtype=np.uint8)
+    w = mat.view(np.uint64)
+    w ^= w >> np.uint64(32)
+    w ^= w >> np.uint64(16)
+    w ^= w >> np.uint64(8)
+    mult = _multipliers(w.shape[1])
+    sa[:] = np.einsum("ij,j->i", w, mult[0])
+    sb[:] = np.einsum("ij,j->i", w, mult[1])
+
+
+def _long_sums(items: list[bytes], lengths: np.ndarray, sa: np.ndarray, sb: np.ndarray) -> None:
+    total = int(lengths.sum())
+    starts = np.zeros(len(items), np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    pos = np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)  # each byte's place in its string
+    m = _multipliers(int(lengths.max()))
+    b64 = np.frombuffer(b"".join(items), dtype=np.uint8).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        sa[:] = np.add.reduceat(b64 * m[0][pos], starts)
+        sb[:] = np.add.reduceat(b64 * m[1][pos], starts)
+
+
 def payload_hashes(payloads: list[dict[str, Any] | None]) -> np.ndarray:
-    """A 64-bit hash of each payload's canonical JSON (sorted keys; one ``orjson`` call per row)."""
-    dumps, opt = orjson.dumps, _JSON
-    return _bytes_hashes([dumps(p or {}, option=opt) for p in payloads])
+    """A 64-bit hash of each payload's canonical JSON (sorted keys; one ``orjson`` call per row, from C)."""
+    if None in payloads:  # no payload is an empty one
+        payloads = [p or {} for p in payloads]
+    return _bytes_hashes(list(map(orjson.dumps, payloads, repeat(None), repeat(_JSON))))
 
 
 def content_hashes(vectors: np.ndarray, payloads: list[dict[str, Any] | None] | None,
@@ -254,21 +290,30 @@ class State:
             e["hi"] = self.his[lo:hi]
         return e
 
+    def _positions(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(found mask, position) of each key: ``searchsorted`` in the window of the state the keys span
+        (a batch of a sequential source touches one small, cache-friendly stretch of the mmap)."""
+        if not len(keys):
+            return np.zeros(0, bool), np.zeros(0, np.int64)
+        lo = int(np.searchsorted(self.keys, keys.min()))
+        hi = int(np.searchsorted(self.keys, keys.max(), side="right"))
+        window = np.asarray(self.keys[lo:hi])
+        pos = np.searchsorted(window, keys)
+        pos[pos >= len(window)] = 0
+        found = window[pos] == keys if len(window) else np.zeros(len(keys), bool)
+        return found, pos + lo
+
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(found mask, content hash without the UUID flag) for each key (``searchsorted`` on the mmap)."""
         if not self.n:
             return np.zeros(len(keys), bool), np.zeros(len(keys), np.uint64)
-        pos = np.searchsorted(self.keys, keys)
-        pos[pos >= self.n] = 0
-        found = np.asarray(self.keys[pos]) == keys
-        return found, np.asarray(self.hashes[pos]) & ~UUID_FLAG
+        found, pos = self._positions(keys)
+        return found, np.asarray(self.hashes[np.minimum(pos, self.n - 1)]) & ~UUID_FLAG
 
     def contains(self, keys: np.ndarray) -> np.ndarray:
         if not self.n:
             return np.zeros(len(keys), bool)
-        pos = np.searchsorted(self.keys, keys)
-        pos[pos >= self.n] = 0
-        return np.asarray(self.keys[pos]) == keys
+        return self._positions(keys)[0]
 
     def chunks(self, size: int = CHUNK) -> Iterator[np.ndarray]:
         for lo in range(0, self.n, size):

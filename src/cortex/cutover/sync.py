@@ -53,7 +53,7 @@ from cortex.validate import Prepared
 
 Event = Callable[[str], None]
 DELETE_BATCH = 1000
-READ_BATCH = 2000  # records per source batch (upserts still go --batch-size at a time)
+READ_BATCH = 8192  # records per source batch (upserts still go --batch-size at a time)
 
 
 @dataclass
