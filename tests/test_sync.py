@@ -134,6 +134,30 @@ def test_without_state_the_target_is_hashed_once(tmp_path: Path) -> None:
     assert s.mode == "state" and s.pending == 0
 
 
+def test_a_state_of_the_older_format_is_rebuilt_once(tmp_path: Path) -> None:
+    """A format-1 state (two files, other hashes) is not compared: that sync hashes the target, once, and says so."""
+    from cortex.cutover.sync import read_meta, state_dir_for, write_meta
+
+    src = write_jsonl(tmp_path / "s.jsonl", records(False))
+    q, st = str(tmp_path / "q"), str(tmp_path / ".cortex")
+    migrate(src, "c", path=q, state_dir=st)
+    d = state_dir_for(st, q, "c")
+    meta = read_meta(d)
+    assert meta is not None and meta.pop("state_format") == ch.FORMAT
+    write_meta(d, meta)  # as the first version wrote it
+    (d / "state.cx").unlink()
+    (d / "state.k").write_bytes(b"\0" * 8 * N)
+    (d / "state.v").write_bytes(b"\0" * 16 * N)
+    write_jsonl(tmp_path / "s.jsonl", records(True))
+    events: list[str] = []
+    s = sync(src, "c", path=q, state_dir=st, on_event=events.append)
+    assert s.mode == "target scan" and any("older Cortex" in e for e in events)
+    assert {k: getattr(s, k) for k in EXPECT} == EXPECT
+    assert not (d / "state.k").exists() and not (d / "state.v").exists()
+    s = sync(src, "c", path=q, state_dir=st)
+    assert s.mode == "state" and s.pending == 0
+
+
 def test_server_target_local_mode(tmp_path: Path) -> None:
     src = write_jsonl(tmp_path / "s.jsonl", records(False))
     kw = dict(url=f"local:{tmp_path / 'local'}", state_dir=str(tmp_path / ".cortex"))
@@ -246,6 +270,34 @@ def test_content_hash_sees_every_change() -> None:
     w[2, 6] = np.nextafter(w[2, 6], np.float32(9))  # one ulp
     assert (ch.content_hashes(w, [{"a": 1, "b": [1, 2]}] * 4) != base).tolist() == [False, False, True, False]
     assert (ch.content_hashes(v, [{"a": 1, "b": [1, 2]}] * 3 + [{"a": 1.0, "b": [1, 2]}]) != base)[3]
+
+
+def test_payload_hash_is_a_function_of_the_bytes_alone() -> None:
+    """Columnar hashing: a string hashes the same in any batch, short (matrix) or long (reduceat); a bit changes it."""
+    items = [b"", b"a", b"a\0", b'{"title":"doc 1"}', b"x" * (ch.SHORT - 1), b"y" * ch.SHORT, b"z" * (ch.SHORT + 1),
+             b"w" * 5000]
+    solo = [int(ch._bytes_hashes([b])[0]) for b in items]
+    assert len(set(solo)) == len(items)
+    assert ch._bytes_hashes(items).tolist() == solo
+    assert ch._bytes_hashes(items[::-1]).tolist() == solo[::-1]
+    for b in items[3:]:
+        for j in range(0, len(b), max(1, len(b) // 97)):
+            for bit in range(8):
+                flipped = bytearray(b)
+                flipped[j] ^= 1 << bit
+                assert ch._bytes_hashes([bytes(flipped)])[0] != ch._bytes_hashes([b])[0], (len(b), j, bit)
+
+
+def test_vector_hash_is_per_row_and_sees_every_bit() -> None:
+    v = np.random.default_rng(1).standard_normal((5, 9)).astype(np.float32)  # odd dimension: padded
+    h = ch.vector_hashes(v)
+    assert [int(ch.vector_hashes(v[i:i + 1])[0]) for i in range(5)] == h.tolist()
+    bits = v.view(np.uint32)
+    for j in range(9):
+        for bit in range(32):
+            w = bits.copy()
+            w[2, j] ^= np.uint32(1 << bit)
+            assert (ch.vector_hashes(w.view(np.float32)) != h).tolist() == [False, False, True, False, False]
 
 
 def test_sync_after_a_restarted_migration_was_killed(tmp_path: Path) -> None:
