@@ -1,7 +1,7 @@
 """Incremental sync speed (issue #10): sync vs the source's plain read vs a full re-migrate, same run.
 
     python bench/bench_sync.py [--n 1000000] [--dim 384] [--changed 0.01] [--deleted 0.001] [--kind parquet]
-                               [--index-n 100000] [--uuid-n 20000]
+                               [--repeat 3] [--index-n 100000] [--uuid-n 20000] [--no-remigrate]
 
 A Parquet source (or ``--kind npy-matrix``: a .npy matrix + ids + payloads JSONL) of N x DIM
 float32 vectors with a small payload per row (integer ids) is migrated into embedded Qdrant Edge.
@@ -17,6 +17,9 @@ Then 1% of the rows get a new vector or payload and 0.1% are deleted, and on the
   ``migrate`` with its default HNSW build (what a re-migration costs before it can serve); its sync
   is timed at M too, so that ratio compares like with like.  (An HNSW build of 1M x 384 takes hours
   on two shared cores, hence the smaller M.)
+
+Read and sync are run ``--repeat`` times (the collection and its state restored from a copy before
+each sync); the medians are compared, wall and CPU (``process_time``: every thread of the process).
 
 Goals: sync <= 1.5x the plain read, >= 10x faster than re-migrating.  Also printed: the state's
 bytes per point, for integer ids (this source) and for UUID ids (``--uuid-n`` rows with UUID ids,
@@ -104,24 +107,38 @@ class Cycle:
         return SourceOptions(ids=str(d / "ids.npy"), payloads=str(d / "meta.jsonl")) \
             if self.kind == "npy-matrix" else None
 
-    def read(self) -> float:
+    def read(self) -> tuple[float, float]:
+        """(wall, CPU) seconds of the plain read."""
         from cortex.cutover.sync import READ_BATCH
         from cortex.sources import open_source
 
-        t = time.perf_counter()
+        c, t = time.process_time(), time.perf_counter()
         with open_source(self.src2, None, self.opts(self.root / "v2")) as s:
             n_read = sum(len(b) for b in s.batches(READ_BATCH))  # the batch size sync reads with
         assert n_read == self.n_rows
-        return time.perf_counter() - t
+        return time.perf_counter() - t, time.process_time() - c
+
+    def save(self) -> None:
+        """Keep a copy of the collection and its state as migrated (each repeat syncs from there)."""
+        for d in ("q", ".cortex"):
+            shutil.copytree(self.root / d, self.root / f"{d}.orig")
+        os.sync()
+
+    def restore(self) -> None:
+        for d in ("q", ".cortex"):
+            shutil.rmtree(self.root / d)
+            shutil.copytree(self.root / f"{d}.orig", self.root / d)
+        os.sync()  # the copy's writeback does not land inside the timed runs
 
     def sync(self):  # noqa: ANN201
+        """(wall, CPU, summary) of one sync of the changed source."""
         from cortex import api
 
-        t = time.perf_counter()
+        c, t = time.process_time(), time.perf_counter()
         s = api.sync(self.src2, "c", options=self.opts(self.root / "v2"), **self.kw)
-        sec = time.perf_counter() - t
+        sec, cpu = time.perf_counter() - t, time.process_time() - c
         assert (s.added, s.changed, s.deleted) == (0, self.n_changed, self.n_deleted), s
-        return sec, s
+        return sec, cpu, s
 
     def remigrate(self, build_index: bool, name: str = "c2") -> float:
         from cortex import api
@@ -143,6 +160,8 @@ def main() -> None:
     ap.add_argument("--index-n", type=int, default=0, help="Also run the cycle at this many rows with a real "
                     "re-migrate (load + HNSW build); 0 skips it.")
     ap.add_argument("--uuid-n", type=int, default=20_000, help="Rows of the UUID-id state measurement (0 skips).")
+    ap.add_argument("--repeat", type=int, default=3, help="Read + sync this many times (the collection and "
+                    "its state restored from a copy before each sync); medians printed.")
     ap.add_argument("--no-remigrate", action="store_true", help="Skip the load-only re-migrate at --n.")
     ap.add_argument("--keep", action="store_true", help="Keep the scratch directory.")
     a = ap.parse_args()
@@ -153,12 +172,25 @@ def main() -> None:
         print(f"initial migrate of {a.n:,} x {a.dim} ({a.kind}, load only): {c.migrate_s:.1f}s  [{load()}]")
         print(f"changed source: {c.n_rows:,} rows ({c.n_changed:,} changed: half vectors, half payloads; "
               f"{c.n_deleted:,} deleted)")
-        read_s = c.read()
-        print(f"plain read               {read_s:8.2f}s  [{load()}]")
-        sync_s, s = c.sync()
-        print(f"sync                     {sync_s:8.2f}s  changed {s.changed:,} deleted {s.deleted:,} "
-              f"unchanged {s.unchanged:,}  [{load()}]")
-        print(f"sync / plain read = {sync_s / read_s:.2f}x (goal <= 1.5x)")
+        reads, syncs = [], []
+        if a.repeat > 1:
+            c.save()
+        for r in range(a.repeat):
+            if r:
+                c.restore()
+            reads.append(c.read())
+            print(f"  run {r + 1}: plain read {reads[-1][0]:6.2f}s (CPU {reads[-1][1]:6.2f}s)  [{load()}]")
+            *t_sync, s = c.sync()
+            syncs.append(tuple(t_sync))
+            print(f"  run {r + 1}: sync       {syncs[-1][0]:6.2f}s (CPU {syncs[-1][1]:6.2f}s)  changed {s.changed:,} "
+                  f"deleted {s.deleted:,} unchanged {s.unchanged:,}  [{load()}]")
+        read_s, read_cpu = (float(np.median([x[i] for x in reads])) for i in (0, 1))
+        sync_s, sync_cpu = (float(np.median([x[i] for x in syncs])) for i in (0, 1))
+        best = min(x[0] for x in syncs) / min(x[0] for x in reads)
+        print(f"plain read (median of {a.repeat})  {read_s:8.2f}s  CPU {read_cpu:6.2f}s")
+        print(f"sync (median of {a.repeat})        {sync_s:8.2f}s  CPU {sync_cpu:6.2f}s")
+        print(f"sync / plain read = {sync_s / read_s:.2f}x wall, medians (goal <= 1.5x); best / best {best:.2f}x; "
+              f"CPU {sync_cpu / read_cpu:.2f}x")
         print(f"state, integer ids: {s.state_bytes:,} bytes for {s.state_points:,} points = "
               f"{s.state_bytes / max(1, s.state_points):.2f} bytes per point")
         if not a.no_remigrate:
@@ -168,14 +200,14 @@ def main() -> None:
         shutil.rmtree(base / "main", ignore_errors=True)
         if a.uuid_n:
             u = Cycle(base / "uuid", a.uuid_n, a.dim, a.changed, a.deleted, "parquet", uuid_ids=True)
-            _, su = u.sync()
+            *_, su = u.sync()
             print(f"state, UUID ids: {su.state_bytes:,} bytes for {su.state_points:,} points = "
                   f"{su.state_bytes / max(1, su.state_points):.2f} bytes per point")
             shutil.rmtree(base / "uuid", ignore_errors=True)
         if a.index_n:
             ix = Cycle(base / "index", a.index_n, a.dim, a.changed, a.deleted, a.kind)
-            ix_read = ix.read()
-            ix_sync, _ = ix.sync()
+            ix_read, _ = ix.read()
+            ix_sync, _, _ = ix.sync()
             print(f"at {a.index_n:,} rows: plain read {ix_read:.2f}s, sync {ix_sync:.2f}s ({ix_sync / ix_read:.2f}x)"
                   f"  [{load()}]")
             ix_load = ix.remigrate(build_index=False)

@@ -288,6 +288,19 @@ def test_payload_hash_is_a_function_of_the_bytes_alone() -> None:
                 assert ch._bytes_hashes([bytes(flipped)])[0] != ch._bytes_hashes([b])[0], (len(b), j, bit)
 
 
+def test_batch_payload_hashes_equal_the_per_row_ones() -> None:
+    """One orjson call per batch, split into elements: the same bytes (so hashes) as one call per payload."""
+    import orjson
+
+    tricky = [{}, None, {"a": 'q"uo{te}'}, {"b": "back\\slash\\"}, {"c": '\\"', "d": [1, {"e": "]"}]},
+              {"x": "ünï\u2028", "y": None}, {"z": "x" * 600, "w": [[], {}]}, {"k": '\\\\"{,', "j": 1.5e-7},
+              {"n": {"a": {"b": [1, 2, {"c": "},{"}]}}}, {"l": [{"a": 1}, {"b": 2}]}, {"s": "},{"}, {"q": "\\\\"}]
+    plain = [{"title": f"doc {i}", "n": i} for i in range(40)]
+    for case in (tricky, plain, plain + tricky, [{}], [{"s": "},{"}], [None]):
+        one_by_one = ch._bytes_hashes([orjson.dumps(p or {}, option=ch._JSON) for p in case])
+        assert ch.payload_hashes(case).tolist() == one_by_one.tolist(), case
+
+
 def test_vector_hash_is_per_row_and_sees_every_bit() -> None:
     v = np.random.default_rng(1).standard_normal((5, 9)).astype(np.float32)  # odd dimension: padded
     h = ch.vector_hashes(v)
