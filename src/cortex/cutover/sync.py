@@ -343,6 +343,8 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
                     continue
                 found, oldh = old.lookup(e["k"])
                 differs = found & (oldh != cmp)
+                if s.mode == "target scan" and cosine and differs.any():
+                    differs[differs] = ~_same_in_target(target, real, p, np.flatnonzero(differs))
                 if len(dirty):
                     differs |= found & dirty.contains(e["k"])
                 n_new = len(found) - int(found.sum())
@@ -433,6 +435,29 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
             w.discard()
         for tmp in ("scan", "pk", "dirty.sorted", "state.keep", "state.scan"):
             ch.remove_state(d / tmp)
+
+
+COSINE_ATOL = 1e-6  # normalized components: float32 rounding of Qdrant's normalization differs by a few ulps
+
+
+def _same_in_target(target: Target, collection: str, p: Prepared, idx: np.ndarray) -> np.ndarray:
+    """For rows ``idx`` whose rounded hashes differ from the target's (no state yet, cosine): is the target's
+    point the same after all?  Vectors within ``COSINE_ATOL`` of the source's normalized one (Qdrant normalizes
+    in float32, Cortex's numpy may differ in the last bit, and a value next to a rounding boundary then rounds
+    the other way), payloads equal as canonical JSON."""
+    ids = [p.ids[i] for i in idx.tolist()]
+    stored = target.retrieve(collection, ids, with_vectors=True)
+    src = normalize_rows(np.asarray(p.vectors[idx], dtype=np.float32))
+    same = np.zeros(len(idx), bool)
+    for j, (pid, i) in enumerate(zip(ids, idx.tolist(), strict=True)):
+        sp = stored.get(pid)
+        if sp is None or sp.vector is None or p.sparse or p.named:
+            continue
+        v = np.asarray(sp.vector, dtype=np.float32)
+        pl = p.payloads[i] if p.payloads is not None else None
+        same[j] = (v.shape == src[j].shape and bool(np.allclose(v, src[j], rtol=0, atol=COSINE_ATOL))
+                   and orjson.dumps(pl or {}, option=ch._JSON) == orjson.dumps(sp.payload or {}, option=ch._JSON))
+    return same
 
 
 def _hasher(target_scan: bool, cosine: bool) -> Callable[[Prepared], tuple[Prepared, np.ndarray, np.ndarray]]:
