@@ -188,6 +188,41 @@ def test_target_scan_of_a_cosine_collection_tolerates_normalization_ulps(tmp_pat
     assert verify("c", source=src, full=True, path=q).ok
 
 
+def _grouped(changed: bool) -> dict[int, tuple[np.ndarray, dict]]:
+    """records() with a "grp" field: "a" for ids divisible by 3, else "b" (each group has every kind of change)."""
+    return {i: (v, {**p, "grp": "a" if i % 3 == 0 else "b"}) for i, (v, p) in records(changed).items()}
+
+
+@pytest.mark.parametrize("with_state", [True, False])
+def test_sync_where_touches_only_the_subset(tmp_path: Path, with_state: bool) -> None:
+    """`sync --where`: deltas and deletions only among the points matching it (target and source side); a later
+    sync without it brings the rest."""
+    src = write_jsonl(tmp_path / "s.jsonl", _grouped(False))
+    q, st = str(tmp_path / "q"), str(tmp_path / ".cortex")
+    migrate(src, "c", path=q, state_dir=st if with_state else str(tmp_path / "elsewhere"))
+    new = _grouped(True)
+    write_jsonl(tmp_path / "s.jsonl", new)
+    in_a = lambda ids: sum(1 for i in ids if i % 3 == 0)  # noqa: E731
+    s = sync(src, "c", path=q, state_dir=st, options=SourceOptions(where="grp = 'a'"))
+    assert s.mode == ("state" if with_state else "target scan")
+    expect_a = {"added": in_a(INSERTED), "changed": in_a(VEC_CHANGED + PAYLOAD_CHANGED), "deleted": in_a(DELETED)}
+    assert {k: getattr(s, k) for k in expect_a} == expect_a, s
+    assert s.unchanged == in_a(new) - expect_a["added"] - expect_a["changed"]
+    tgt = connect(path=q)
+    held = {p.id for pts in tgt.scroll("c") for p in pts}
+    tgt.close()
+    gone_b = [i for i in DELETED if i % 3]
+    assert gone_b
+    assert len(held) == N + expect_a["added"] - expect_a["deleted"]  # b's deletions not applied
+    s = sync(src, "c", path=q, state_dir=st)
+    assert s.mode == ("state" if with_state else "target scan")  # a subset-only state is not the whole
+    expect_b = {"added": len(INSERTED) - in_a(INSERTED), "deleted": len(gone_b),
+                "changed": len(VEC_CHANGED + PAYLOAD_CHANGED) - in_a(VEC_CHANGED + PAYLOAD_CHANGED)}
+    assert {k: getattr(s, k) for k in expect_b} == expect_b, s
+    assert verify("c", source=src, full=True, path=q).ok
+    assert sync(src, "c", path=q, state_dir=st).pending == 0
+
+
 def test_server_target_local_mode(tmp_path: Path) -> None:
     src = write_jsonl(tmp_path / "s.jsonl", records(False))
     kw = dict(url=f"local:{tmp_path / 'local'}", state_dir=str(tmp_path / ".cortex"))

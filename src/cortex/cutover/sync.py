@@ -238,9 +238,9 @@ def _comparable(vectors: np.ndarray, payloads: list[Any] | None, cosine: bool) -
     return ch.content_hashes(np.round(v, 5).astype(np.float32) + np.float32(0.0), payloads)
 
 
-def _scan_target(target: Target, collection: str, dim: int, cosine: bool, path: Path) -> ch.State:
+def _scan_target(target: Target, collection: str, dim: int, cosine: bool, path: Path, where: Any = None) -> ch.State:
     w = ch.StateWriter(path)
-    for pts in target.scroll(collection, batch_size=1000, with_vectors=True, with_payload=True):
+    for pts in target.scroll(collection, batch_size=1000, with_vectors=True, with_payload=True, filter=where):
         from cortex.targets.base import stack_vectors
 
         vecs = stack_vectors([p.vector for p in pts], dim)
@@ -269,6 +269,16 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
         s.warnings += sinfo.warnings
         fp = _json_plain(src.fingerprint()) if src.kind == "lancedb" else None
         old_base = d / "state"
+        where_text = options.where if options is not None and options.where else None
+        where = None
+        if where_text:
+            from cortex.where import parse
+
+            where = parse(where_text)
+        subset = (meta or {}).get("subset")  # the state covers only the points matching this --where
+        if meta is not None and subset is not None and subset != where_text:
+            say(f"the content-hash state of '{real}' covers only --where {subset!r}: hashing what the target holds")
+            meta = None
         if meta is not None and meta.get("state_format") != ch.FORMAT:
             say(f"the content-hash state of '{real}' was written by an older Cortex (state format "
                 f"{meta.get('state_format', 1)}, now {ch.FORMAT}): it is rebuilt once")
@@ -278,7 +288,8 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
             s.mode = "target scan"
             say(f"no content-hash state for '{real}' (not written by Cortex, or its state is lost): hashing what "
                 f"the target holds first, a full scan of {cinfo.points:,} points; later syncs use the state")
-            old = _scan_target(target, real, cinfo.dim or sinfo.dim or 0, cosine, d / "scan")
+            old = _scan_target(target, real, cinfo.dim or sinfo.dim or 0, cosine, d / "scan", where)
+            subset = where_text  # the new state covers the subset only
         else:
             old = ch.State(old_base)
             if fp is not None and meta.get("fingerprint") == fp and not (d / "dirty.log").exists():
@@ -382,6 +393,23 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
             new = new_w.finish()
             gone_src = new
         gone = list(old.missing_from(gone_src)) + [c[~old.contains(c["k"])] for c in dirty.missing_from(gone_src)]
+        if where is not None and subset is None:
+            # --where against a whole-collection state: only points the target holds in the subset may go; the
+            # state's other entries are carried over as they are
+            in_subset = _target_ids(target, real, where, d / "subset")
+            carried = [c[~in_subset.contains(c["k"])] for c in old.missing_from(new)]
+            gone = [g for g in (c[in_subset.contains(c["k"])] for c in gone) if len(g)]
+            if any(len(c) for c in carried):
+                carry_w = ch.StateWriter(d / "state.carry")
+                writers.append(carry_w)
+                for c in carried:
+                    carry_w.add(c)
+                for c in new.chunks():  # after the carried entries: they win
+                    carry_w.add(c)
+                new.close()
+                carry_w.finish().close()
+                ch.replace_state(d / "state.carry", d / "state.new")
+                new = ch.State(d / "state.new")
         n_gone = sum(len(c) for c in gone)
         if no_delete:
             s.kept_deleted = n_gone
@@ -423,6 +451,7 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
                      state_format=ch.FORMAT, points=s.state_points, updated=time.time(), fingerprint=fp)
             if since_column:
                 m["since"] = {"column": since_column, "value": hwm}
+            m["subset"] = subset
             write_meta(d, m)
             (d / "dirty.log").unlink(missing_ok=True)
         else:
@@ -433,7 +462,7 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
         src.close()
         for w in writers:
             w.discard()
-        for tmp in ("scan", "pk", "dirty.sorted", "state.keep", "state.scan"):
+        for tmp in ("scan", "pk", "subset", "dirty.sorted", "state.keep", "state.scan", "state.carry"):
             ch.remove_state(d / tmp)
 
 
@@ -572,6 +601,14 @@ def _subset(p: Prepared, idx: np.ndarray) -> Prepared:
                    sparse={k: [v[i] for i in take] for k, v in p.sparse.items()} if p.sparse else None,
                    named={k: a[idx] for k, a in p.named.items()} if p.named else None,
                    keys=p.keys[idx] if p.keys is not None else None)
+
+
+def _target_ids(target: Target, collection: str, where: Any, path: Path) -> ch.State:
+    """The ids of the target's points matching a --where expression (ids only: no vectors, no payloads)."""
+    w = ch.StateWriter(path)
+    for pts in target.scroll(collection, batch_size=1000, with_vectors=False, with_payload=False, filter=where):
+        w.add(ch.entries([p.id for p in pts], np.zeros(len(pts), np.uint64)))
+    return w.finish()
 
 
 def _primary_keys(src: Source, batch_size: int, path: Path) -> ch.State:
