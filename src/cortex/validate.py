@@ -74,7 +74,10 @@ def validate(batch: Batch, dim: int, id_field: str, seq: int, seen: SeenIds | No
     elif n:
         with np.errstate(over="ignore", invalid="ignore"):
             vecs = vecs.astype(np.float32, copy=False)
-        finite = np.isfinite(vecs).all(axis=1)
+        with np.errstate(over="ignore", invalid="ignore"):  # one pass, no n x dim temporary; a row whose
+            finite = np.isfinite(vecs.sum(axis=1))  # sum overflows to inf (or is inf - inf) is re-checked
+        if not finite.all():
+            finite[~finite] = np.isfinite(vecs[~finite]).all(axis=1)
         if not finite.all():
             for i in np.flatnonzero(~finite):
                 j = int(np.flatnonzero(~np.isfinite(vecs[i]))[0])
