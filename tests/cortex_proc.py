@@ -42,7 +42,7 @@ class Run:
     def stdout(self) -> str:
         return self.out.read_text()
 
-    def wait_for(self, text: str, timeout: float = 60) -> None:
+    def wait_for(self, text: str, timeout: float = 300) -> None:
         """Until ``text`` shows on stderr (fails if the process exits first)."""
         end = time.monotonic() + timeout
         while text not in self.stderr:

@@ -203,3 +203,31 @@ def test_blue_green_over_grpc_server(cli, tmp_path: Path, qdrant_server) -> None
     assert r.exit_code == 0, r.stderr
     assert not c.collection_exists("v2")
     c.close()
+
+
+def test_retire_with_snapshot_on_a_server_downloads_and_checks_it(qdrant_server, cli, tmp_path: Path) -> None:
+    """Server: the archive is a new collection snapshot, downloaded over REST and checked against the server's
+    sha256 before the collection is deleted (REST by the snapshot tests' loopback endpoint, gRPC by the server)."""
+    from test_snapshot_server import _SnapshotRest
+
+    src = tmp_path / "s.jsonl"
+    write_jsonl(src, records(False))
+    assert cli("qdrant", "migrate", "--source", src, "--target", "old", *qdrant_server.cortex_args).exit_code == 0
+    rest = _SnapshotRest(qdrant_server.storage)
+    try:
+        flags = ["--url", rest.url, "--grpc-port", str(qdrant_server.port)]
+        rest.corrupt = True  # a damaged download: refused, and the collection is kept
+        r = cli("qdrant", "retire", "--collection", "old", "--snapshot", str(tmp_path / "bad"), "--yes", *flags)
+        assert r.exit_code == 1 and "differs from the server's" in r.stderr
+        assert qdrant_server.client().collection_exists("old")
+        rest.corrupt = False
+        r = cli("qdrant", "retire", "--collection", "old", "--snapshot", str(tmp_path / "arch"), "--yes", "--json",
+                *flags)
+        assert r.exit_code == 0, r.stderr
+        d = json.loads(r.stdout)
+        f = Path(d["archive"])
+        assert f.parent == tmp_path / "arch" and f.name.startswith("old-") and f.suffix == ".snapshot"
+        assert hashlib.sha256(f.read_bytes()).hexdigest() == d["sha256"] and d["deleted"] is True
+        assert not qdrant_server.client().collection_exists("old")
+    finally:
+        rest.close()

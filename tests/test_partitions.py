@@ -289,3 +289,24 @@ def test_sync_after_a_partitioned_migration_hashes_the_target_once(tmp_path: Pat
     s = sync(str(src), "c", on_event=said.append, **kw)
     assert (s.pending, s.unchanged, s.deleted) == (0, N, 0), s
     assert any("hash" in m for m in said), said
+
+
+def test_partitions_of_a_where_subset_then_finish(tmp_path: Path, cli) -> None:
+    """Two subsets share a collection; one is split into partitions and finished on its own."""
+    write_jsonl(tmp_path / "x.jsonl", X)
+    base = ["qdrant", "migrate", "--source", "x.jsonl", "--target", "c", "--json"]
+    go = [*base, "--where", "language = 'go'"]
+    py = [*base, "--where", "language = 'python'", "--partitions", "2"]
+    assert cli(*go).exit_code == 0
+    for i in (1, 0):
+        r = cli(*py, "--partition", i)
+        assert r.exit_code == 0, r.stderr
+    r = cli(*py, "--finish")
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert (d["read"], d["written"], d["status"]) == (N // 2, N // 2, "done")
+    assert not d["warnings"], d["warnings"]  # the go points already there are not counted as the subset's
+    r = cli("qdrant", "migrate", "--source", "x.jsonl", "--target", "c", "--partitions", "2", "--finish")
+    assert r.exit_code == 4 and "0: not started" in r.stderr  # the whole source was never split
+    r = cli("qdrant", "verify", "--collection", "c", "--source", "x.jsonl", "--full")
+    assert r.exit_code == 0, r.stdout

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -130,11 +130,6 @@ def migrate(
     args = {k: v for k, v in locals().items() if k not in ("say", "shown", "coll_cfg", "layout")}
     if engine not in ("local", "ray"):
         raise SourceError(f"--engine {engine!r}: choose local or ray")
-    if engine == "ray" and config is not None:
-        raise SourceError("--config with --engine ray: create the collection from the config first (migrate one "
-                          "--partition with --config, or `cortex qdrant setup --config`), then run without --config")
-    if finish:
-        args.pop("config", None)
     if engine == "ray":
         from cortex.scale.ray_engine import migrate_with_ray
 
@@ -524,9 +519,11 @@ def export(source: str, output: str, *, source_type: str | None = None, options:
     ``output`` ending in ``.gz`` or ``.zst`` is written compressed. ``format="parquet"`` (or an output ending in
     ``.parquet``) writes lossless Parquet instead (:mod:`cortex.snapshot.parquet_format`).
     """
+    from contextlib import contextmanager
+
     from cortex import compressed
-    from cortex.dead_letter import DeadLetter, dumps
-    from cortex.export_rows import bad_rows, good_rows, py_id
+    from cortex.dead_letter import dumps
+    from cortex.export_rows import py_id, stream_export
 
     if (format or ("parquet" if output.endswith(".parquet") else "jsonl")) == "parquet":
         from cortex.snapshot.parquet_format import write_parquet
@@ -539,31 +536,18 @@ def export(source: str, output: str, *, source_type: str | None = None, options:
     t0 = time.perf_counter()
     out = Path(output)
     summary = ExportSummary(source=source, output=str(out))
-    dl = DeadLetter(out.with_name(out.name + ".rejected.jsonl"))
-    with open_source(source, source_type, with_layout(options, layout)) as src:
-        info = src.info()
-        if progress is not None:
-            progress.start(info.count)
-        tmp = out.with_name(out.name + ".partial")
+
+    @contextmanager
+    def jsonl(tmp: Path) -> Iterator[Any]:
         with compressed.open_write(tmp, compressed.codec(out)) as fh:
-            for batch in src.batches(batch_size):
-                summary.read += batch.read
-                summary.skipped += batch.skipped
-                vecs, ok = good_rows(batch, info.dim)
-                rejected = list(batch.rejected) + bad_rows(batch, ok)
-                for i in np.flatnonzero(ok).tolist():
-                    pl = batch.payloads[i] if batch.payloads is not None else {}
-                    fh.write(dumps({"id": py_id(batch.ids[i]), "vector": vecs[i], "payload": pl or {}}) + b"\n")
-                    summary.written += 1
-                dl.write(rejected)
-                summary.rejected += len(rejected)
-                if progress is not None:
-                    progress.advance(batch.read)
-        tmp.replace(out)
-    dl.close()
-    if progress is not None:
-        progress.stop()
-    summary.dead_letter = str(dl.path) if dl.count else None
+            def write(batch: Any, vecs: np.ndarray, keep: list[int]) -> None:
+                fh.write(b"".join(dumps({"id": py_id(batch.ids[i]), "vector": vecs[i],
+                                         "payload": (batch.payloads[i] if batch.payloads is not None else None) or {}})
+                                  + b"\n" for i in keep))
+            yield write
+
+    with open_source(source, source_type, with_layout(options, layout)) as src:
+        stream_export(src, out, summary, jsonl, dim=src.info().dim, batch_size=batch_size, progress=progress)
     summary.seconds = round(time.perf_counter() - t0, 3)
     return summary
 

@@ -317,25 +317,10 @@ def _archive_embedded(tgt: Target, collection: str, out: Path) -> Path:
 
 
 def _archive_server(tgt: Target, collection: str, out: Path) -> Path:
-    import httpx
+    """A new snapshot of the collection, downloaded into ``out`` and checked against the server's sha256."""
+    from cortex.snapshot import server_snapshot
 
-    client = tgt.client  # type: ignore[attr-defined]
-    if getattr(tgt, "local", False):
-        raise TargetError("qdrant-client's local mode has no snapshots; retire without --snapshot, or archive "
-                          "the data with `cortex qdrant export` first")
-    snap = tgt._call(f"snapshot '{collection}'", lambda: client.create_snapshot(collection, wait=True))  # type: ignore[attr-defined]
-    base = tgt.location.rstrip("/")
-    headers = {"api-key": tgt.api_key} if getattr(tgt, "api_key", None) else {}  # type: ignore[attr-defined]
-    f = out / snap.name
-    tmp = f.with_name(f.name + ".partial")
-    try:
-        with httpx.stream("GET", f"{base}/collections/{collection}/snapshots/{snap.name}", headers=headers,
-                          timeout=600) as r:
-            r.raise_for_status()
-            with open(tmp, "wb") as fh:
-                for chunk in r.iter_bytes(1 << 20):
-                    fh.write(chunk)
-    except httpx.HTTPError as e:
-        raise TargetError(f"{base}: downloading snapshot {snap.name} of '{collection}' failed: {e}") from e
-    tmp.replace(f)
-    return f
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    info = server_snapshot.create(tgt, collection, output=out / f"{collection}-{stamp}.snapshot",
+                                  api_key=getattr(tgt, "api_key", None))
+    return Path(info.downloaded or "")

@@ -41,9 +41,15 @@ def merged(records: list[dict[str, Any]], n: int) -> tuple[dict[str, int], list[
 def finish_partitions(*, source: str, collection: str, partitions: int | None, state_dir: str,
                       source_type: str | None = None, options: Any = None, target: Any = None,
                       on_event: Any = None, retries: int = 8, retry_max_seconds: float = 30.0,
-                      build_index: bool = True, **target_kw: Any) -> MigrationSummary:
-    """Build the index of a collection written by ``partitions`` pieces and check it holds them all."""
-    from cortex.api import _target
+                      build_index: bool = True, config: Any = None, **target_kw: Any) -> MigrationSummary:
+    """Build the index of a collection written by ``partitions`` pieces and check it holds them all.
+
+    ``config`` (``--config``): its payload indexes are created too (the collection was created from it).
+    """
+    from cortex.api import _target, _where_expr, _where_text
+    from cortex.plan.apply import config_for
+
+    coll_cfg = config_for(config, collection) if config is not None else None
 
     say = on_event or (lambda _m: None)
     if not partitions:
@@ -52,7 +58,8 @@ def finish_partitions(*, source: str, collection: str, partitions: int | None, s
     tgt, own = _target(target, kw)
     t0 = time.perf_counter()
     try:
-        mid = migration_id(source, tgt.location, collection)
+        where = _where_text(options)  # a --where subset's pieces are its own migration
+        mid = migration_id(source, tgt.location, collection, where)
         check_partition_count(state_dir, mid, partitions)
         records = piece_records(state_dir, mid)
         totals, problems = merged(records, partitions)
@@ -68,7 +75,8 @@ def finish_partitions(*, source: str, collection: str, partitions: int | None, s
         summary = MigrationSummary(source=redact_url(source), source_kind=info.kind, collection=collection,
                                    target=tgt.location, dim=info.dim or 0, distance=info.distance or "", **totals)
         policy = RetryPolicy(retries=retries, max_seconds=retry_max_seconds)
-        summary.payload_indexes = create_payload_indexes(tgt, collection, info, policy, summary.warnings)
+        summary.payload_indexes = create_payload_indexes(tgt, collection, info, policy, summary.warnings,
+                                                         config=coll_cfg)
         if build_index:  # False: left deferred for a later `cortex qdrant optimize`
             say(f"all {partitions} partitions done; optimizing the collection (the HNSW build takes minutes on "
                 "large collections) ...")
@@ -76,7 +84,7 @@ def finish_partitions(*, source: str, collection: str, partitions: int | None, s
             _finish_load(tgt, collection)
             summary.index_seconds = round(time.perf_counter() - t_index, 3)
         expected = totals["written"] - totals["duplicates"]
-        have = tgt.count(collection)
+        have = tgt.count(collection, filter=_where_expr(options) if where else None)
         write_json(pieces_dir(state_dir, mid) / "finished.json",
                    {"partitions": partitions, "time": time.time(), "counts": totals, "points": have})
         summary.seconds = round(time.perf_counter() - t0, 3)
@@ -89,8 +97,9 @@ def finish_partitions(*, source: str, collection: str, partitions: int | None, s
                 f"points were lost; run cortex qdrant verify --collection {collection} --source {redact_url(source)} "
                 "--full to tell")
         if have > expected:
-            summary.warnings.append(f"'{collection}' holds {have - expected:,} points more than the partitions wrote "
-                                    "(points that were there before the migration?)")
+            subset = f" where {where}" if where else ""
+            summary.warnings.append(f"'{collection}' holds {have - expected:,} points{subset} more than the partitions "
+                                    "wrote (points that were there before the migration?)")
         return summary
     finally:
         if own:

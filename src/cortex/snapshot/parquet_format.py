@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import numpy as np
 import orjson
 
 from cortex.errors import ConflictError, SourceError
-from cortex.export_rows import bad_rows, good_rows, py_id
+from cortex.export_rows import good_rows, py_id, stream_export
 from cortex.sources import open_source
 from cortex.sources.base import SourceOptions
 
@@ -40,6 +41,7 @@ class ParquetExportSummary:
     read: int = 0
     written: int = 0
     rejected: int = 0
+    skipped: int = 0
     dead_letter: str | None = None
     seconds: float = 0.0
     bytes: int = 0
@@ -138,12 +140,9 @@ def write_parquet(source: str, output: str | Path, *, source_type: str | None = 
     """Export ``source`` to one Parquet file at ``output`` (written to ``.partial`` and renamed)."""
     import pyarrow.parquet as pq
 
-    from cortex.dead_letter import DeadLetter
-
     t0 = time.perf_counter()
     out = Path(output)
     summary = ParquetExportSummary(source=source, output=str(out))
-    dl = DeadLetter(out.with_name(out.name + ".rejected.jsonl"))
     with open_source(source, source_type, options) as src:
         info = src.info()
         if not info.dim:
@@ -156,30 +155,18 @@ def write_parquet(source: str, output: str | Path, *, source_type: str | None = 
                                                                               if t == "json"],
                 "null_means_absent": True}
         schema = _schema(cols, id_kind, info.dim, meta)
-        if progress is not None:
-            progress.start(info.count)
-        tmp = out.with_name(out.name + ".partial")
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for batch in src.batches(batch_size):
-                _refuse_extra_vectors(batch, source)
-                summary.read += batch.read
-                vecs, ok = good_rows(batch, info.dim)
-                rejected = list(batch.rejected) + bad_rows(batch, ok)
-                keep = np.flatnonzero(ok).tolist()
-                if keep:
+
+        @contextmanager
+        def parquet(tmp: Path) -> Iterator[Any]:
+            with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+                def write(batch: Any, vecs: np.ndarray, keep: list[int]) -> None:
                     ids = [py_id(batch.ids[i]) for i in keep]
                     pls = [batch.payloads[i] if batch.payloads is not None else None for i in keep]
                     writer.write_batch(_record_batch(schema, meta, cols, ids, vecs[keep], pls))
-                    summary.written += len(keep)
-                dl.write(rejected)
-                summary.rejected += len(rejected)
-                if progress is not None:
-                    progress.advance(batch.read)
-        tmp.replace(out)
-    dl.close()
-    if progress is not None:
-        progress.stop()
-    summary.dead_letter = str(dl.path) if dl.count else None
+                yield write
+
+        stream_export(src, out, summary, parquet, dim=info.dim, batch_size=batch_size, progress=progress,
+                      check=lambda batch: _refuse_extra_vectors(batch, source))
     summary.bytes = out.stat().st_size
     summary.seconds = round(time.perf_counter() - t0, 3)
     return summary
