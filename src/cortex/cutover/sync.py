@@ -301,8 +301,11 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
                 return s
         dirty_entries = ch.read_log(d / "dirty.log")
         dirty_w = ch.StateWriter(d / "dirty.sorted")
-        dirty_w.add(dirty_entries)
-        dirty = dirty_w.finish()
+        ch.remove_state(d / "dirty.sorted")
+        if len(dirty_entries):
+            dirty_w.add(dirty_entries)
+            dirty_w.finish()
+        dirty = ch.State(d / "dirty.sorted")  # empty (no file, no fsync) when nothing was interrupted
         if len(dirty):
             say(f"an earlier sync of '{real}' was interrupted: re-checking the {len(dirty):,} point(s) it was writing")
         incremental = None
