@@ -332,3 +332,22 @@ def test_translate_real_grpc_errors(endpoint: NullEndpoint) -> None:
     unavailable = raised(closed.get_collections)
     assert isinstance(unavailable, grpc.RpcError) and type(translate(unavailable, "w")) is TransientTargetError
     closed.close()
+
+
+def test_a_configs_indexing_threshold_survives_a_load_resumed_in_another_process(qdrant_server) -> None:
+    """The load defers indexing (threshold 0); finishing it in a new ServerTarget (a resumed run's process)
+    restores the config's threshold, kept in the collection's metadata, not Qdrant's default."""
+    from cortex.collection_config import CollectionConfig
+
+    cfg = CollectionConfig.model_validate({"name": "thr", "vectors": {"size": 4, "distance": "dot"},
+                                           "optimizers": {"indexing_threshold": 12345}})
+    with qdrant_server.target() as t:
+        t.create_collection("thr", 4, "dot", defer_indexing=True, config=cfg)
+        assert t.collection_info("thr").optimizer.get("indexing_threshold") == 0
+    with qdrant_server.target() as t:  # another process's target: nothing in memory
+        t.finish_load("thr")
+    client = qdrant_server.client()
+    try:
+        assert client.get_collection("thr").config.optimizer_config.indexing_threshold == 12345
+    finally:
+        client.close()

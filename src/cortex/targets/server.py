@@ -64,6 +64,10 @@ def translate(e: Exception, where: str) -> TargetError:
     return TargetError(f"{where}: {type(e).__name__}: {e}")
 
 
+#: collection metadata key of a config's indexing threshold while the load defers indexing
+THRESHOLD_KEY = "cortex_indexing_threshold"
+
+
 class ServerTarget(Target):
     kind = "server"
 
@@ -182,6 +186,9 @@ class ServerTarget(Target):
                 kw["sharding_method"] = models.ShardingMethod.CUSTOM
             if config.optimizers is not None and config.optimizers.indexing_threshold is not None:
                 self._thresholds[name] = config.optimizers.indexing_threshold
+                # kept in the collection too, so a resumed load in another process restores it (not the default)
+                kw["metadata"] = {**(kw.get("metadata") or {}),
+                                  THRESHOLD_KEY: config.optimizers.indexing_threshold}
             self._call(f"create collection '{name}'", lambda: self.client.create_collection(**kw))
             return
 
@@ -254,9 +261,18 @@ class ServerTarget(Target):
 
         info = self.collection_info(name)
         if info is not None and info.optimizer.get("indexing_threshold") == 0:
+            threshold = self._thresholds.get(name) or self._saved_threshold(name) or DEFAULT_INDEXING_THRESHOLD_KB
             self._call(f"re-enable indexing of '{name}'", lambda: self.client.update_collection(
-                name, optimizers_config=models.OptimizersConfigDiff(
-                    indexing_threshold=self._thresholds.get(name, DEFAULT_INDEXING_THRESHOLD_KB))))
+                name, optimizers_config=models.OptimizersConfigDiff(indexing_threshold=threshold)))
+
+    def _saved_threshold(self, name: str) -> int | None:
+        """The config's indexing threshold that ``create_collection`` kept in the collection's metadata."""
+        try:
+            meta = self._call(f"read collection '{name}'", lambda: self.client.get_collection(name)).config.metadata
+        except TargetError:
+            return None
+        value = (meta or {}).get(THRESHOLD_KEY)
+        return int(value) if isinstance(value, int | float) and value > 0 else None
 
     def optimize(self, name: str, wait: bool = True, progress: Any = None) -> CollectionInfo:
         from qdrant_client import models
