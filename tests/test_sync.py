@@ -94,7 +94,9 @@ def test_sync_deltas_are_exact(tmp_path: Path, kind: str) -> None:
     migrate(src, "c", options=opts, **kw)
     nothing = sync(src, "c", options=opts, **kw)
     assert (nothing.added, nothing.changed, nothing.deleted, nothing.unchanged) == (0, 0, 0, N)
-    assert nothing.mode == "state" and nothing.state_points == N and nothing.state_bytes == 24 * N
+    per_point = 24 if kind in ("jsonl", "npy-dir") else 16  # their ids become UUIDs: the high halves are kept too
+    assert nothing.mode == "state" and nothing.state_points == N
+    assert nothing.state_bytes == per_point * N + ch.HEADER_BYTES
     write(tmp_path / name, records(True))
     s = sync(src, "c", options=opts, **kw)
     assert {k: getattr(s, k) for k in EXPECT} == EXPECT, s
@@ -130,6 +132,95 @@ def test_without_state_the_target_is_hashed_once(tmp_path: Path) -> None:
     assert verify("c", source=src, full=True, path=q).ok
     s = sync(src, "c", path=q, state_dir=str(tmp_path / ".cortex"))
     assert s.mode == "state" and s.pending == 0
+
+
+def test_a_state_of_the_older_format_is_rebuilt_once(tmp_path: Path) -> None:
+    """A format-1 state (two files, other hashes) is not compared: that sync hashes the target, once, and says so."""
+    from cortex.cutover.sync import read_meta, state_dir_for, write_meta
+
+    src = write_jsonl(tmp_path / "s.jsonl", records(False))
+    q, st = str(tmp_path / "q"), str(tmp_path / ".cortex")
+    migrate(src, "c", path=q, state_dir=st)
+    d = state_dir_for(st, q, "c")
+    meta = read_meta(d)
+    assert meta is not None and meta.pop("state_format") == ch.FORMAT
+    write_meta(d, meta)  # as the first version wrote it
+    (d / "state.cx").unlink()
+    (d / "state.k").write_bytes(b"\0" * 8 * N)
+    (d / "state.v").write_bytes(b"\0" * 16 * N)
+    write_jsonl(tmp_path / "s.jsonl", records(True))
+    events: list[str] = []
+    s = sync(src, "c", path=q, state_dir=st, on_event=events.append)
+    assert s.mode == "target scan" and any("older Cortex" in e for e in events)
+    assert {k: getattr(s, k) for k in EXPECT} == EXPECT
+    assert not (d / "state.k").exists() and not (d / "state.v").exists()
+    s = sync(src, "c", path=q, state_dir=st)
+    assert s.mode == "state" and s.pending == 0
+
+
+def test_target_scan_of_a_cosine_collection_tolerates_normalization_ulps(tmp_path: Path) -> None:
+    """No state, cosine: Qdrant's float32 normalization and Cortex's differ in the last bit for some values, and
+    next to a rounding boundary the rounded hashes differ; those points are unchanged, real changes are not."""
+    from cortex.targets.base import normalize_rows
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1500, 64)).astype(np.float32) * rng.uniform(0.1, 100, (1500, 1)).astype(np.float32)
+    pl = [{"n": i} for i in range(len(x))]
+
+    def write() -> str:
+        with open(tmp_path / "s.jsonl", "w") as f:
+            for i in range(len(x)):
+                f.write(json.dumps({"id": i, "vector": x[i].tolist(), "payload": pl[i]}) + "\n")
+        return str(tmp_path / "s.jsonl")
+
+    src, q = write(), str(tmp_path / "q")
+    migrate(src, "c", path=q, state_dir=str(tmp_path / "elsewhere"), distance="cosine")
+    stored = {p.id: p.vector for pts in connect(path=q).scroll("c", with_vectors=True) for p in pts}
+    got = np.stack([np.asarray(stored[i], np.float32) for i in range(len(x))])
+    straddling = (np.round(got, 5) != np.round(normalize_rows(x), 5)).any(axis=1)
+    assert straddling.any()  # the case exists in this data: rounding alone would call these changed
+    x[[3, 9]] *= np.float32(1.001)  # a real change of direction...
+    x[[3, 9], 0] += np.float32(0.01)
+    pl[11] = {"n": -1}  # ...and of a payload
+    write()
+    s = sync(src, "c", path=q, state_dir=str(tmp_path / ".cortex"))
+    assert s.mode == "target scan" and (s.added, s.changed, s.deleted) == (0, 3, 0), s
+    assert verify("c", source=src, full=True, path=q).ok
+
+
+def _grouped(changed: bool) -> dict[int, tuple[np.ndarray, dict]]:
+    """records() with a "grp" field: "a" for ids divisible by 3, else "b" (each group has every kind of change)."""
+    return {i: (v, {**p, "grp": "a" if i % 3 == 0 else "b"}) for i, (v, p) in records(changed).items()}
+
+
+@pytest.mark.parametrize("with_state", [True, False])
+def test_sync_where_touches_only_the_subset(tmp_path: Path, with_state: bool) -> None:
+    """`sync --where`: deltas and deletions only among the points matching it (target and source side); a later
+    sync without it brings the rest."""
+    src = write_jsonl(tmp_path / "s.jsonl", _grouped(False))
+    q, st = str(tmp_path / "q"), str(tmp_path / ".cortex")
+    migrate(src, "c", path=q, state_dir=st if with_state else str(tmp_path / "elsewhere"))
+    new = _grouped(True)
+    write_jsonl(tmp_path / "s.jsonl", new)
+    in_a = lambda ids: sum(1 for i in ids if i % 3 == 0)  # noqa: E731
+    s = sync(src, "c", path=q, state_dir=st, options=SourceOptions(where="grp = 'a'"))
+    assert s.mode == ("state" if with_state else "target scan")
+    expect_a = {"added": in_a(INSERTED), "changed": in_a(VEC_CHANGED + PAYLOAD_CHANGED), "deleted": in_a(DELETED)}
+    assert {k: getattr(s, k) for k in expect_a} == expect_a, s
+    assert s.unchanged == in_a(new) - expect_a["added"] - expect_a["changed"]
+    tgt = connect(path=q)
+    held = {p.id for pts in tgt.scroll("c") for p in pts}
+    tgt.close()
+    gone_b = [i for i in DELETED if i % 3]
+    assert gone_b
+    assert len(held) == N + expect_a["added"] - expect_a["deleted"]  # b's deletions not applied
+    s = sync(src, "c", path=q, state_dir=st)
+    assert s.mode == ("state" if with_state else "target scan")  # a subset-only state is not the whole
+    expect_b = {"added": len(INSERTED) - in_a(INSERTED), "deleted": len(gone_b),
+                "changed": len(VEC_CHANGED + PAYLOAD_CHANGED) - in_a(VEC_CHANGED + PAYLOAD_CHANGED)}
+    assert {k: getattr(s, k) for k in expect_b} == expect_b, s
+    assert verify("c", source=src, full=True, path=q).ok
+    assert sync(src, "c", path=q, state_dir=st).pending == 0
 
 
 def test_server_target_local_mode(tmp_path: Path) -> None:
@@ -244,6 +335,47 @@ def test_content_hash_sees_every_change() -> None:
     w[2, 6] = np.nextafter(w[2, 6], np.float32(9))  # one ulp
     assert (ch.content_hashes(w, [{"a": 1, "b": [1, 2]}] * 4) != base).tolist() == [False, False, True, False]
     assert (ch.content_hashes(v, [{"a": 1, "b": [1, 2]}] * 3 + [{"a": 1.0, "b": [1, 2]}]) != base)[3]
+
+
+def test_payload_hash_is_a_function_of_the_bytes_alone() -> None:
+    """Columnar hashing: a string hashes the same in any batch, short (matrix) or long (reduceat); a bit changes it."""
+    items = [b"", b"a", b"a\0", b'{"title":"doc 1"}', b"x" * (ch.SHORT - 1), b"y" * ch.SHORT, b"z" * (ch.SHORT + 1),
+             b"w" * 5000]
+    solo = [int(ch._bytes_hashes([b])[0]) for b in items]
+    assert len(set(solo)) == len(items)
+    assert ch._bytes_hashes(items).tolist() == solo
+    assert ch._bytes_hashes(items[::-1]).tolist() == solo[::-1]
+    for b in items[3:]:
+        for j in range(0, len(b), max(1, len(b) // 97)):
+            for bit in range(8):
+                flipped = bytearray(b)
+                flipped[j] ^= 1 << bit
+                assert ch._bytes_hashes([bytes(flipped)])[0] != ch._bytes_hashes([b])[0], (len(b), j, bit)
+
+
+def test_batch_payload_hashes_equal_the_per_row_ones() -> None:
+    """One orjson call per batch, split into elements: the same bytes (so hashes) as one call per payload."""
+    import orjson
+
+    tricky = [{}, None, {"a": 'q"uo{te}'}, {"b": "back\\slash\\"}, {"c": '\\"', "d": [1, {"e": "]"}]},
+              {"x": "ünï\u2028", "y": None}, {"z": "x" * 600, "w": [[], {}]}, {"k": '\\\\"{,', "j": 1.5e-7},
+              {"n": {"a": {"b": [1, 2, {"c": "},{"}]}}}, {"l": [{"a": 1}, {"b": 2}]}, {"s": "},{"}, {"q": "\\\\"}]
+    plain = [{"title": f"doc {i}", "n": i} for i in range(40)]
+    for case in (tricky, plain, plain + tricky, [{}], [{"s": "},{"}], [None]):
+        one_by_one = ch._bytes_hashes([orjson.dumps(p or {}, option=ch._JSON) for p in case])
+        assert ch.payload_hashes(case).tolist() == one_by_one.tolist(), case
+
+
+def test_vector_hash_is_per_row_and_sees_every_bit() -> None:
+    v = np.random.default_rng(1).standard_normal((5, 9)).astype(np.float32)  # odd dimension: padded
+    h = ch.vector_hashes(v)
+    assert [int(ch.vector_hashes(v[i:i + 1])[0]) for i in range(5)] == h.tolist()
+    bits = v.view(np.uint32)
+    for j in range(9):
+        for bit in range(32):
+            w = bits.copy()
+            w[2, j] ^= np.uint32(1 << bit)
+            assert (ch.vector_hashes(w.view(np.float32)) != h).tolist() == [False, False, True, False, False]
 
 
 def test_sync_after_a_restarted_migration_was_killed(tmp_path: Path) -> None:

@@ -54,8 +54,9 @@ def sync(
     """Bring a migrated collection up to its source: upsert new and changed records, delete gone ones.
 
     Unchanged records are not written: each point's content hash (vector bytes + payload) is
-    kept on disk by migrate and sync (24 bytes per point). A collection without that state is
-    synced once by hashing what the target holds (a full scan of the target). Killed at any
+    kept on disk by migrate and sync (16 bytes per point; 24 when ids are UUIDs). A collection
+    without that state is synced once by hashing what the target holds (a full scan of the
+    target). With --where only the points matching it are compared and deleted. Killed at any
     moment, a re-run converges on the source.
     """
     from cortex import api

@@ -50,6 +50,7 @@ class Prepared:
     new_keys: np.ndarray | None = None  # id keys this batch added to the seen set (logged at commit)
     sparse: dict[str, list[tuple[list[int], list[float]] | None]] | None = None
     named: dict[str, np.ndarray] | None = None
+    keys: np.ndarray | None = None  # the ids' 64-bit keys when every id is an integer (numpy id column)
 
 
 def validate(batch: Batch, dim: int, id_field: str, seq: int, seen: SeenIds | None,
@@ -73,7 +74,10 @@ def validate(batch: Batch, dim: int, id_field: str, seq: int, seen: SeenIds | No
     elif n:
         with np.errstate(over="ignore", invalid="ignore"):
             vecs = vecs.astype(np.float32, copy=False)
-        finite = np.isfinite(vecs).all(axis=1)
+        with np.errstate(over="ignore", invalid="ignore"):  # one pass, no n x dim temporary; a row whose
+            finite = np.isfinite(vecs.sum(axis=1))  # sum overflows to inf (or is inf - inf) is re-checked
+        if not finite.all():
+            finite[~finite] = np.isfinite(vecs[~finite]).all(axis=1)
         if not finite.all():
             for i in np.flatnonzero(~finite):
                 j = int(np.flatnonzero(~np.isfinite(vecs[i]))[0])
@@ -112,8 +116,10 @@ def validate(batch: Batch, dim: int, id_field: str, seq: int, seen: SeenIds | No
     counts = Counts(read=batch.read, written=len(qids), rejected=len(rejected), skipped=batch.skipped, batches=1)
     dup_ids: list[Any] = []
     after_dup = False
+    int_keys = None
     if len(qids):
-        keys = id_keys(qids)
+        int_array = isinstance(src_ids, np.ndarray) and src_ids.dtype.kind in "iu" and all(kept)
+        keys = src_ids.astype(np.uint64) if int_array else id_keys(qids)
         uniq, first_rev = np.unique(keys[::-1], return_index=True)
         if len(uniq) < len(keys):  # duplicates inside the batch: the last one wins
             last = np.sort(len(keys) - 1 - first_rev)
@@ -135,8 +141,9 @@ def validate(batch: Batch, dim: int, id_field: str, seq: int, seen: SeenIds | No
                 seen.add(keys[~hit])
             else:
                 seen.add(keys)
+        int_keys = keys if int_array else None
     return Prepared(seq, qids, vecs, payloads, rejected, batch.cursor, counts, dup_ids, after_dup,
-                    sparse=sparse, named=named)
+                    sparse=sparse, named=named, keys=int_keys)
 
 
 def _take(ids: Any, idx: np.ndarray) -> Any:

@@ -2,8 +2,8 @@
 
 Per collection, the state directory holds ``cutover/<key>/`` (key: target + collection):
 
-* ``state.k`` / ``state.v``: the content hash of every point (see :mod:`.content_hashes`),
-  written by ``migrate`` (through the pipeline's ``on_batch`` sink) and replaced by each sync;
+* ``state.cx``: the content hash of every point (see :mod:`.content_hashes`), written by
+  ``migrate`` (through the pipeline's ``on_batch`` sink) and replaced (atomically) by each sync;
 * ``meta.json``: which source and mode made it, and the incremental markers (pgvector's
   ``--since-column`` high-water mark, LanceDB's table fingerprint with its version);
 * ``dirty.log``: while a sync runs, the ids it is about to upsert or delete (written before
@@ -17,12 +17,17 @@ of the source, hashes compared with the state), ``target scan`` (no state: the t
 are hashed first, a full scan of the target, once), ``since column`` (pgvector: only rows
 with ``column >= last high-water mark`` plus the primary keys alone), ``unchanged`` (LanceDB:
 same table version as the last sync, nothing read).
+
+The scan is a three-stage pipeline so the two cores share it: a reader thread (read +
+validate), a hashing thread (columnar content hashes, numpy) and this thread (``searchsorted``
+lookups in the memory-mapped state; the changed rows gathered into full upsert batches).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -48,7 +53,7 @@ from cortex.validate import Prepared
 
 Event = Callable[[str], None]
 DELETE_BATCH = 1000
-READ_BATCH = 2000  # records per source batch (upserts still go --batch-size at a time)
+READ_BATCH = 8192  # records per source batch (upserts still go --batch-size at a time)
 
 
 @dataclass
@@ -144,7 +149,7 @@ class MigrateRecorder:
 
     def add(self, p: Prepared) -> None:
         if p.ids:
-            self.log.add(ch.entries(p.ids, ch.content_hashes(p.vectors, p.payloads, p.sparse, p.named)))
+            self.log.add(ch.entries(p.ids, ch.content_hashes(p.vectors, p.payloads, p.sparse, p.named), p.keys))
 
     def finish(self, source: Source, shown: str) -> None:
         self.log.close()
@@ -160,6 +165,7 @@ class MigrateRecorder:
         ch.replace_state(self.dir / "state.new", self.dir / "state")
         write_meta(self.dir, {"collection": self.collection, "target": self.location, "source": shown,
                               "source_kind": source.kind, "made_by": "migrate", "points": n, "updated": time.time(),
+                              "state_format": ch.FORMAT,
                               "fingerprint": _json_plain(source.fingerprint()) if source.kind == "lancedb" else None})
         (self.dir / "dirty.log").unlink(missing_ok=True)
         self.log.path.unlink(missing_ok=True)
@@ -232,9 +238,9 @@ def _comparable(vectors: np.ndarray, payloads: list[Any] | None, cosine: bool) -
     return ch.content_hashes(np.round(v, 5).astype(np.float32) + np.float32(0.0), payloads)
 
 
-def _scan_target(target: Target, collection: str, dim: int, cosine: bool, path: Path) -> ch.State:
+def _scan_target(target: Target, collection: str, dim: int, cosine: bool, path: Path, where: Any = None) -> ch.State:
     w = ch.StateWriter(path)
-    for pts in target.scroll(collection, batch_size=1000, with_vectors=True, with_payload=True):
+    for pts in target.scroll(collection, batch_size=1000, with_vectors=True, with_payload=True, filter=where):
         from cortex.targets.base import stack_vectors
 
         vecs = stack_vectors([p.vector for p in pts], dim)
@@ -263,11 +269,27 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
         s.warnings += sinfo.warnings
         fp = _json_plain(src.fingerprint()) if src.kind == "lancedb" else None
         old_base = d / "state"
+        where_text = options.where if options is not None and options.where else None
+        where = None
+        if where_text:
+            from cortex.where import parse
+
+            where = parse(where_text)
+        subset = (meta or {}).get("subset")  # the state covers only the points matching this --where
+        if meta is not None and subset is not None and subset != where_text:
+            say(f"the content-hash state of '{real}' covers only --where {subset!r}: hashing what the target holds")
+            meta = None
+        if meta is not None and meta.get("state_format") != ch.FORMAT:
+            say(f"the content-hash state of '{real}' was written by an older Cortex (state format "
+                f"{meta.get('state_format', 1)}, now {ch.FORMAT}): it is rebuilt once")
+            meta = None
+            ch.remove_state(old_base)
         if meta is None:
             s.mode = "target scan"
-            say(f"no content-hash state for '{real}' (not written by this Cortex, or its state is lost): hashing what "
+            say(f"no content-hash state for '{real}' (not written by Cortex, or its state is lost): hashing what "
                 f"the target holds first, a full scan of {cinfo.points:,} points; later syncs use the state")
-            old = _scan_target(target, real, cinfo.dim or sinfo.dim or 0, cosine, d / "scan")
+            old = _scan_target(target, real, cinfo.dim or sinfo.dim or 0, cosine, d / "scan", where)
+            subset = where_text  # the new state covers the subset only
         else:
             old = ch.State(old_base)
             if fp is not None and meta.get("fingerprint") == fp and not (d / "dirty.log").exists():
@@ -279,8 +301,11 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
                 return s
         dirty_entries = ch.read_log(d / "dirty.log")
         dirty_w = ch.StateWriter(d / "dirty.sorted")
-        dirty_w.add(dirty_entries)
-        dirty = dirty_w.finish()
+        ch.remove_state(d / "dirty.sorted")
+        if len(dirty_entries):
+            dirty_w.add(dirty_entries)
+            dirty_w.finish()
+        dirty = ch.State(d / "dirty.sorted")  # empty (no file, no fsync) when nothing was interrupted
         if len(dirty):
             say(f"an earlier sync of '{real}' was interrupted: re-checking the {len(dirty):,} point(s) it was writing")
         incremental = None
@@ -309,32 +334,46 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
         if progress is not None:
             progress.start(None if incremental is not None else sinfo.count)
         try:
-            for p in _prepared(src, cinfo.dim or sinfo.dim or 0, max(batch_size, READ_BATCH), id_field, set(sparse_cfg),
-                               {k: v["size"] for k, v in named_cfg.items()}, stop):
+            pending = _Pending()
+
+            def send(final: bool = False) -> None:
+                nonlocal written
+                while pending.n >= batch_size or (final and pending.n):
+                    part, e_part = pending.take(batch_size)
+                    assert log is not None
+                    log.add(e_part)  # before the write: a kill after it re-checks these ids
+                    write_batch(target, real, part, policy)
+                    written += 1
+                    pause_for_test(f"sync-batch:{written}")  # a test kills it here
+
+            batches = _prepared(src, cinfo.dim or sinfo.dim or 0, max(batch_size, READ_BATCH), id_field,
+                                set(sparse_cfg), {k: v["size"] for k, v in named_cfg.items()}, stop)
+            for p, e, cmp in _in_thread(batches, _hasher(s.mode == "target scan", cosine)):
                 s.read += p.counts.read
                 s.rejected += p.counts.rejected
                 if progress is not None:
                     progress.advance(p.counts.read)
                 if not p.ids:
                     continue
-                hashes = ch.content_hashes(p.vectors, p.payloads, p.sparse, p.named)
-                e = ch.entries(p.ids, hashes)
-                cmp = hashes if s.mode != "target scan" else _comparable(p.vectors, p.payloads, cosine)
                 found, oldh = old.lookup(e["k"])
-                differs = found & ((oldh != cmp) | dirty.contains(e["k"]))
-                write = ~found | differs
-                s.added += int((~found).sum())
-                s.changed += int(differs.sum())
-                s.unchanged += int((found & ~differs).sum())
-                if write.any() and not dry_run:
-                    assert log is not None
-                    log.add(e[write])
-                    idx = np.flatnonzero(write)
-                    for lo in range(0, len(idx), batch_size):
-                        write_batch(target, real, _subset(p, idx[lo:lo + batch_size]), policy)
-                        written += 1
-                        pause_for_test(f"sync-batch:{written}")  # a test kills it here
+                differs = found & (oldh != cmp)
+                if s.mode == "target scan" and cosine and differs.any():
+                    differs[differs] = ~_same_in_target(target, real, p, np.flatnonzero(differs))
+                if len(dirty):
+                    differs |= found & dirty.contains(e["k"])
+                n_new = len(found) - int(found.sum())
+                n_diff = int(differs.sum())
+                s.added += n_new
+                s.changed += n_diff
+                s.unchanged += len(found) - n_new - n_diff
+                if (n_new or n_diff) and not dry_run:
+                    if not pending.fits(p):
+                        send(final=True)
+                    pending.add(p, np.flatnonzero(~found | differs), e)
+                    send()
                 new_w.add(e)
+            if not dry_run:
+                send(final=True)
         finally:
             if progress is not None:
                 progress.stop()
@@ -357,6 +396,23 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
             new = new_w.finish()
             gone_src = new
         gone = list(old.missing_from(gone_src)) + [c[~old.contains(c["k"])] for c in dirty.missing_from(gone_src)]
+        if where is not None and subset is None:
+            # --where against a whole-collection state: only points the target holds in the subset may go; the
+            # state's other entries are carried over as they are
+            in_subset = _target_ids(target, real, where, d / "subset")
+            carried = [c[~in_subset.contains(c["k"])] for c in old.missing_from(new)]
+            gone = [g for g in (c[in_subset.contains(c["k"])] for c in gone) if len(g)]
+            if any(len(c) for c in carried):
+                carry_w = ch.StateWriter(d / "state.carry")
+                writers.append(carry_w)
+                for c in carried:
+                    carry_w.add(c)
+                for c in new.chunks():  # after the carried entries: they win
+                    carry_w.add(c)
+                new.close()
+                carry_w.finish().close()
+                ch.replace_state(d / "state.carry", d / "state.new")
+                new = ch.State(d / "state.new")
         n_gone = sum(len(c) for c in gone)
         if no_delete:
             s.kept_deleted = n_gone
@@ -395,9 +451,10 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
             ch.replace_state(d / "state.new", old_base)
             m = dict(meta or {})
             m.update(collection=real, target=target.location, source=shown, source_kind=src.kind, made_by="sync",
-                     points=s.state_points, updated=time.time(), fingerprint=fp)
+                     state_format=ch.FORMAT, points=s.state_points, updated=time.time(), fingerprint=fp)
             if since_column:
                 m["since"] = {"column": since_column, "value": hwm}
+            m["subset"] = subset
             write_meta(d, m)
             (d / "dirty.log").unlink(missing_ok=True)
         else:
@@ -408,8 +465,136 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
         src.close()
         for w in writers:
             w.discard()
-        for tmp in ("scan", "pk", "dirty.sorted", "state.keep", "state.scan"):
+        for tmp in ("scan", "pk", "subset", "dirty.sorted", "state.keep", "state.scan", "state.carry"):
             ch.remove_state(d / tmp)
+
+
+COSINE_ATOL = 1e-6  # normalized components: float32 rounding of Qdrant's normalization differs by a few ulps
+
+
+def _same_in_target(target: Target, collection: str, p: Prepared, idx: np.ndarray) -> np.ndarray:
+    """For rows ``idx`` whose rounded hashes differ from the target's (no state yet, cosine): is the target's
+    point the same after all?  Vectors within ``COSINE_ATOL`` of the source's normalized one (Qdrant normalizes
+    in float32, Cortex's numpy may differ in the last bit, and a value next to a rounding boundary then rounds
+    the other way), payloads equal as canonical JSON."""
+    ids = [p.ids[i] for i in idx.tolist()]
+    stored = target.retrieve(collection, ids, with_vectors=True)
+    src = normalize_rows(np.asarray(p.vectors[idx], dtype=np.float32))
+    same = np.zeros(len(idx), bool)
+    for j, (pid, i) in enumerate(zip(ids, idx.tolist(), strict=True)):
+        sp = stored.get(pid)
+        if sp is None or sp.vector is None or p.sparse or p.named:
+            continue
+        v = np.asarray(sp.vector, dtype=np.float32)
+        pl = p.payloads[i] if p.payloads is not None else None
+        same[j] = (v.shape == src[j].shape and bool(np.allclose(v, src[j], rtol=0, atol=COSINE_ATOL))
+                   and orjson.dumps(pl or {}, option=ch._JSON) == orjson.dumps(sp.payload or {}, option=ch._JSON))
+    return same
+
+
+def _hasher(target_scan: bool, cosine: bool) -> Callable[[Prepared], tuple[Prepared, np.ndarray, np.ndarray]]:
+    """Per batch: (batch, its state entries, the hashes to compare with the old state)."""
+    def run(p: Prepared) -> tuple[Prepared, np.ndarray, np.ndarray]:
+        if not p.ids:
+            return p, np.zeros(0, ch.ENTRY), np.zeros(0, np.uint64)
+        hashes = ch.content_hashes(p.vectors, p.payloads, p.sparse, p.named)
+        cmp = _comparable(p.vectors, p.payloads, cosine) if target_scan else hashes
+        return p, ch.entries(p.ids, hashes, p.keys), cmp
+    return run
+
+
+def _in_thread(items: Iterator[Any], fn: Callable[[Any], Any], depth: int = 4) -> Iterator[Any]:
+    """``fn(item)`` for each item, computed one stage ahead in a thread (bounded queue); errors re-raised here.
+
+    When the consumer leaves early the thread stops at the next item and closes ``items``.
+    """
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    done = object()
+    abandoned = threading.Event()
+
+    def put(x: Any) -> bool:
+        while not abandoned.is_set():
+            try:
+                q.put(x, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for it in items:
+                if not put((fn(it),)):
+                    return
+            put(done)
+        except BaseException as e:  # handed to the consumer, raised there
+            put(e)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    t = threading.Thread(target=work, name="cortex-sync-hash", daemon=True)
+    t.start()
+    try:
+        while True:
+            x = q.get()
+            if x is done:
+                return
+            if isinstance(x, BaseException):
+                raise x
+            yield x[0]
+    finally:
+        abandoned.set()
+        t.join(timeout=5)
+
+
+class _Pending:
+    """The new and changed rows of several batches, gathered into upserts of ``--batch-size`` points."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[Prepared, np.ndarray]] = []
+        self.n = 0
+
+    @staticmethod
+    def _shape(p: Prepared) -> tuple[Any, ...]:
+        return (p.payloads is None, tuple(sorted(p.sparse or ())), tuple(sorted(p.named or ())))
+
+    def fits(self, p: Prepared) -> bool:
+        """Whether ``p``'s rows can join the gathered ones in one upsert (same payload / vector kinds)."""
+        return not self.parts or self._shape(self.parts[0][0]) == self._shape(p)
+
+    def add(self, p: Prepared, idx: np.ndarray, e: np.ndarray) -> None:
+        self.parts.append((_subset(p, idx), e[idx]))
+        self.n += len(idx)
+
+    def take(self, most: int) -> tuple[Prepared, np.ndarray]:
+        """Up to ``most`` gathered rows (in source order) as one batch, with their state entries."""
+        out: list[tuple[Prepared, np.ndarray]] = []
+        got = 0
+        while self.parts and got < most:
+            p, e = self.parts[0]
+            k = min(most - got, len(p.ids))
+            if k < len(p.ids):
+                idx = np.arange(len(p.ids))
+                self.parts[0] = (_subset(p, idx[k:]), e[k:])
+                p, e = _subset(p, idx[:k]), e[:k]
+            else:
+                self.parts.pop(0)
+            out.append((p, e))
+            got += k
+        self.n -= got
+        first = out[0][0]
+        if len(out) == 1:
+            return first, out[0][1]
+        ps = [p for p, _ in out]
+        joined = replace(first, ids=[i for p in ps for i in p.ids], vectors=np.concatenate([p.vectors for p in ps]),
+                         payloads=None if first.payloads is None else [x for p in ps for x in p.payloads or ()],
+                         sparse={k: [r for p in ps for r in (p.sparse or {})[k]] for k in first.sparse}
+                         if first.sparse else None,
+                         named={k: np.concatenate([(p.named or {})[k] for p in ps]) for k in first.named}
+                         if first.named else None, keys=None)
+        return joined, np.concatenate([e for _, e in out])
 
 
 def _subset(p: Prepared, idx: np.ndarray) -> Prepared:
@@ -417,7 +602,16 @@ def _subset(p: Prepared, idx: np.ndarray) -> Prepared:
     return replace(p, ids=[p.ids[i] for i in take], vectors=p.vectors[idx],
                    payloads=[p.payloads[i] for i in take] if p.payloads is not None else None,
                    sparse={k: [v[i] for i in take] for k, v in p.sparse.items()} if p.sparse else None,
-                   named={k: a[idx] for k, a in p.named.items()} if p.named else None)
+                   named={k: a[idx] for k, a in p.named.items()} if p.named else None,
+                   keys=p.keys[idx] if p.keys is not None else None)
+
+
+def _target_ids(target: Target, collection: str, where: Any, path: Path) -> ch.State:
+    """The ids of the target's points matching a --where expression (ids only: no vectors, no payloads)."""
+    w = ch.StateWriter(path)
+    for pts in target.scroll(collection, batch_size=1000, with_vectors=False, with_payload=False, filter=where):
+        w.add(ch.entries([p.id for p in pts], np.zeros(len(pts), np.uint64)))
+    return w.finish()
 
 
 def _primary_keys(src: Source, batch_size: int, path: Path) -> ch.State:
