@@ -9,9 +9,7 @@ before it is durable in the target, so a checkpoint never skips an unwritten bat
 
 from __future__ import annotations
 
-import contextlib
 import os
-import queue
 import sys
 import threading
 import time
@@ -35,6 +33,7 @@ from cortex.errors import (
 )
 from cortex.ids import DEFAULT_ID_FIELD
 from cortex.retry import RetryPolicy, with_retries
+from cortex.run_ahead import run_ahead
 from cortex.seen_ids import RecordingSeen, SeenIds, SeenLog
 from cortex.sources.base import Source, SourceInfo
 from cortex.targets.base import Target
@@ -135,10 +134,6 @@ class PipelineOptions:
     on_write: Callable[[int, float], None] | None = None  # (points, seconds) per batch written, e.g. metrics
 
 
-class _Stop(Exception):
-    pass
-
-
 class _Either:
     """Set when either event is: the retry wait ends on a user interrupt or on an error elsewhere."""
 
@@ -163,48 +158,16 @@ def _read_ahead(source: Source, opts: PipelineOptions, dim: int, resume: Any, st
     The reader stops at the next batch boundary once ``stop`` (a user interrupt) is set, or
     when the consumer leaves early (an error downstream, or the interrupt seen there first).
     """
-    q: queue.Queue[Any] = queue.Queue(maxsize=max(2, opts.workers * 2))
-    done = object()
-    abandoned = threading.Event()
+    def produce() -> Iterator[Prepared]:
+        for seq, batch in enumerate(source.batches(opts.batch_size, resume=resume)):
+            if stop.is_set():
+                break
+            p = validate(batch, dim, opts.id_field, seq, seen, sparse_names, named_dims)
+            if isinstance(seen, RecordingSeen):
+                p.new_keys = seen.take()
+            yield p
 
-    def put(item: Any) -> None:
-        while not abandoned.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-        raise _Stop
-
-    def produce() -> None:
-        try:
-            for seq, batch in enumerate(source.batches(opts.batch_size, resume=resume)):
-                if stop.is_set():
-                    break
-                p = validate(batch, dim, opts.id_field, seq, seen, sparse_names, named_dims)
-                if isinstance(seen, RecordingSeen):
-                    p.new_keys = seen.take()
-                put(p)
-            put(done)
-        except _Stop:
-            pass
-        except BaseException as e:  # handed to the consumer, raised there
-            with contextlib.suppress(_Stop):
-                put(e)
-
-    t = threading.Thread(target=produce, name="cortex-reader", daemon=True)
-    t.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        abandoned.set()
-        t.join(timeout=5)
+    yield from run_ahead(produce(), max(2, opts.workers * 2), "cortex-reader")
 
 
 def write_batch(target: Target, collection: str, p: Prepared, policy: RetryPolicy,

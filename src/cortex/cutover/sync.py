@@ -25,9 +25,9 @@ lookups in the memory-mapped state; the changed rows gathered into full upsert b
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -45,6 +45,7 @@ from cortex.errors import SourceError, TargetError
 from cortex.ids import DEFAULT_ID_FIELD, map_ids
 from cortex.pipeline import pause_for_test, write_batch
 from cortex.retry import RetryPolicy
+from cortex.run_ahead import run_ahead
 from cortex.sources import SourceOptions, open_source
 from cortex.sources.base import Source, redact_url
 from cortex.state import DEFAULT_STATE_DIR, StateStore
@@ -348,7 +349,8 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
 
             batches = _prepared(src, cinfo.dim or sinfo.dim or 0, max(batch_size, READ_BATCH), id_field,
                                 set(sparse_cfg), {k: v["size"] for k, v in named_cfg.items()}, stop)
-            for p, e, cmp in _in_thread(batches, _hasher(s.mode == "target scan", cosine)):
+            for p, e, cmp in run_ahead(_mapped(_hasher(s.mode == "target scan", cosine), batches), 4,
+                                       "cortex-sync-hash"):
                 s.read += p.counts.read
                 s.rejected += p.counts.rejected
                 if progress is not None:
@@ -492,6 +494,13 @@ def _same_in_target(target: Target, collection: str, p: Prepared, idx: np.ndarra
     return same
 
 
+def _mapped(fn: Callable[[Any], Any], items: Iterator[Any]) -> Iterator[Any]:
+    """``fn`` of each item; closing this closes ``items`` (the reader thread behind them stops too)."""
+    with contextlib.closing(items):  # type: ignore[type-var]
+        for it in items:
+            yield fn(it)
+
+
 def _hasher(target_scan: bool, cosine: bool) -> Callable[[Prepared], tuple[Prepared, np.ndarray, np.ndarray]]:
     """Per batch: (batch, its state entries, the hashes to compare with the old state)."""
     def run(p: Prepared) -> tuple[Prepared, np.ndarray, np.ndarray]:
@@ -503,50 +512,6 @@ def _hasher(target_scan: bool, cosine: bool) -> Callable[[Prepared], tuple[Prepa
     return run
 
 
-def _in_thread(items: Iterator[Any], fn: Callable[[Any], Any], depth: int = 4) -> Iterator[Any]:
-    """``fn(item)`` for each item, computed one stage ahead in a thread (bounded queue); errors re-raised here.
-
-    When the consumer leaves early the thread stops at the next item and closes ``items``.
-    """
-    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    done = object()
-    abandoned = threading.Event()
-
-    def put(x: Any) -> bool:
-        while not abandoned.is_set():
-            try:
-                q.put(x, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for it in items:
-                if not put((fn(it),)):
-                    return
-            put(done)
-        except BaseException as e:  # handed to the consumer, raised there
-            put(e)
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    t = threading.Thread(target=work, name="cortex-sync-hash", daemon=True)
-    t.start()
-    try:
-        while True:
-            x = q.get()
-            if x is done:
-                return
-            if isinstance(x, BaseException):
-                raise x
-            yield x[0]
-    finally:
-        abandoned.set()
-        t.join(timeout=5)
 
 
 class _Pending:
