@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import queue
 import random
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -29,6 +27,7 @@ import numpy as np
 from cortex.errors import TargetError
 from cortex.ids import DEFAULT_ID_FIELD, map_id
 from cortex.payload_compare import payload_equal
+from cortex.run_ahead import run_ahead
 from cortex.seen_ids import SeenIds, id_keys
 from cortex.sources.base import Source
 from cortex.targets.base import StoredPoint, Target, normalize_rows, stack_vectors
@@ -274,52 +273,20 @@ class _Problems:
                                    - len(r.problems))
 
 
-class _Failed:
-    def __init__(self, e: BaseException) -> None:
-        self.error = e
-
-
 def _read_ahead(source: Source, batch_size: int, dim: int, id_field: str, seen: SeenIds,
                 normalize: bool = False) -> Iterator[Prepared]:
     """Read and validate the source in a thread, a few batches ahead (bounded queue).
 
     With ``normalize``, vectors come out scaled to unit length (as Qdrant stores cosine vectors).
     """
-    q: queue.Queue[Any] = queue.Queue(maxsize=4)
-    done = object()
-    stop = threading.Event()
+    def produce() -> Iterator[Prepared]:
+        for seq, batch in enumerate(source.batches(batch_size)):
+            p = validate(batch, dim, id_field, seq, seen)  # same mapping and checks as the migration
+            if normalize and len(p.ids):
+                p.vectors = normalize_rows(np.asarray(p.vectors, dtype=np.float32))
+            yield p
 
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for seq, batch in enumerate(source.batches(batch_size)):
-                p = validate(batch, dim, id_field, seq, seen)  # same mapping and checks as the migration
-                if normalize and len(p.ids):
-                    p.vectors = normalize_rows(np.asarray(p.vectors, dtype=np.float32))
-                if not put(p):
-                    return
-            put(done)
-        except BaseException as e:  # raised in the consumer
-            put(_Failed(e))
-
-    t = threading.Thread(target=produce, name="cortex-verify-reader", daemon=True)
-    t.start()
-    try:
-        while (item := q.get()) is not done:
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        t.join(timeout=5)
+    yield from run_ahead(produce(), 4, "cortex-verify-reader")
 
 
 def fetch_points(target: Target, collection: str, ids: list[Any], dim: int, extras: bool = False
