@@ -73,9 +73,6 @@ def test_ray_worker_killed_mid_partition_then_exact(ray_local: Path, qdrant_serv
     # every batch upsert of every task reached the driver (the killed worker's batches too, so >=)
     assert value("cortex_migration_batch_seconds_count", {"collection": "rayc"}) >= N // 100
     assert value("cortex_migration_phase", {"collection": "rayc", "phase": "done"}) == 1
-    from cortex.deploy.metrics import COUNTS
-    from cortex.scale.ray_engine import COUNTS as TASK_COUNTS
-    assert TASK_COUNTS == COUNTS
 
 
 def test_cli_engine_ray_adds_up(ray_local: Path, qdrant_server, cli, tmp_path: Path) -> None:

@@ -232,7 +232,7 @@ def aliases(
         for e in d["history"]:
             passed = sum(1 for g in e["gates"] if g["ok"])
             gates = f"{passed}/{len(e['gates'])} passed" if e["gates"] else "-"
-            h.add_row(e["at"], e["action"], e["alias"], e["collection"], e.get("previous") or "-", gates or "-")
+            h.add_row(e["at"], e["action"], e["alias"], e["collection"], e.get("previous") or "-", gates)
         out.print(h)
         out.print("gates and their figures: --json", highlight=False)
 

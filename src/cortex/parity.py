@@ -290,7 +290,8 @@ def exact_search(source: Source, queries: np.ndarray, k: int, distance: str, dim
     budget = memory_mb * 2**20
     size = 0
     matching = total = 0
-    stream = batches if batches is not None and not flt else _batches(source, dim, id_field, flt, batch_size)
+    stream = _consume(batches) if batches is not None and not flt else _batches(source, dim, id_field, flt,
+                                                                                batch_size)
     for keys, vecs, match, sup in stream:
         top.drop(sup)
         b = normalize_rows(vecs) if distance == "cosine" else vecs
@@ -312,6 +313,14 @@ def exact_search(source: Source, queries: np.ndarray, k: int, distance: str, dim
         data.matrix = np.concatenate(kept)
         data.matrix_keys = np.concatenate(kept_keys)
     return data
+
+
+def _consume(batches: list[Batch]) -> Iterator[Batch]:
+    """The batches in order, each dropped from ``batches`` once taken: the search's own copy of the vectors
+    (normalized, kept for the next steps) grows while the one read with the queries shrinks."""
+    batches.reverse()
+    while batches:
+        yield batches.pop()
 
 
 def _prep_queries(queries: np.ndarray, distance: str) -> np.ndarray:

@@ -74,8 +74,8 @@ def validate(batch: Batch, dim: int, id_field: str, seq: int, seen: SeenIds | No
     elif n:
         with np.errstate(over="ignore", invalid="ignore"):
             vecs = vecs.astype(np.float32, copy=False)
-        with np.errstate(over="ignore", invalid="ignore"):  # one pass, no n x dim temporary; a row whose
-            finite = np.isfinite(vecs.sum(axis=1))  # sum overflows to inf (or is inf - inf) is re-checked
+            # one pass, no n x dim temporary; a row whose sum overflows to inf (or is inf - inf) is re-checked
+            finite = np.isfinite(vecs.sum(axis=1))
         if not finite.all():
             finite[~finite] = np.isfinite(vecs[~finite]).all(axis=1)
         if not finite.all():
@@ -119,7 +119,7 @@ def validate(batch: Batch, dim: int, id_field: str, seq: int, seen: SeenIds | No
     int_keys = None
     if len(qids):
         int_array = isinstance(src_ids, np.ndarray) and src_ids.dtype.kind in "iu" and all(kept)
-        keys = src_ids.astype(np.uint64) if int_array else id_keys(qids)
+        keys = id_keys(src_ids if int_array else qids)  # a numpy int column: its own values, no per-id pass
         uniq, first_rev = np.unique(keys[::-1], return_index=True)
         if len(uniq) < len(keys):  # duplicates inside the batch: the last one wins
             last = np.sort(len(keys) - 1 - first_rev)

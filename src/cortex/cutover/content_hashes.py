@@ -446,7 +446,6 @@ class StateWriter:
         self._buf: list[np.ndarray] = []
         self._buffered = 0
         self._runs: list[Path] = []
-        self._mem: np.ndarray | None = None  # the only run, kept in memory (never spilled)
         self._uuid = False
         base.parent.mkdir(parents=True, exist_ok=True)
 

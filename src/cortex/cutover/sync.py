@@ -512,8 +512,6 @@ def _hasher(target_scan: bool, cosine: bool) -> Callable[[Prepared], tuple[Prepa
     return run
 
 
-
-
 class _Pending:
     """The new and changed rows of several batches, gathered into upserts of ``--batch-size`` points."""
 

@@ -145,7 +145,7 @@ def plan(source: str, *, source_type: str | None = None, options: SourceOptions 
     for c in tune.derived(name, inv.dim, distance, cands):
         estimates[c.name] = est.derive(estimates["defaults"], c.name, c.config, inv.dim)
     vbytes = total * inv.dim * 4
-    per = {t.name: est.time_estimate(t, total, inv.rows_per_second, None, vbytes) for t in trials}
+    per = {t.name: est.time_estimate(t, total, inv.rows_per_second, vbytes) for t in trials}
     rows = tune.options(trials, cands, estimates, {nm: t["total_seconds"] for nm, t in per.items()})
     growth_est, growth = tune.miss_growth([(halves[tune.graph_key(c)], by[c.name]) for c in cands
                                            if tune.graph_key(c) in halves], nq * min(k, n))

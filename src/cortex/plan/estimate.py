@@ -111,36 +111,19 @@ def _nlogn(n: float) -> float:
     return n * math.log(max(n, 2.0))
 
 
-def build_model(full: TrialResult, half: TrialResult | None) -> tuple[float, float]:
-    """(fixed CPU seconds, CPU seconds per n log n) of the HNSW build, fitted through the builds at half and
-    all of the sample (CPU time: wall time on a shared machine swings with the other jobs); pure n log n
-    through the full sample's build when the two disagree."""
-    f1 = _nlogn(full.points)
-    if half is not None and full.points > half.points:
-        slope = (full.build_cpu_seconds - half.build_cpu_seconds) / (f1 - _nlogn(half.points))
-        fixed = full.build_cpu_seconds - slope * f1
-        if slope > 0 and fixed >= 0:
-            return fixed, slope
-    return 0.0, full.build_cpu_seconds / f1 if f1 else 0.0
-
-
-def time_estimate(trial: TrialResult, total: int, read_rate: float | None,
-                  model: tuple[float, float] | None = None, vector_bytes: int | None = None,
+def time_estimate(trial: TrialResult, total: int, read_rate: float | None, vector_bytes: int | None = None,
                   indexing_threshold_kb: int = 10_000) -> dict[str, Any]:
     """Seconds to load and index ``total`` points. The load: reading the source and loading the engine share one
     interpreter (both are Python under the GIL), so their per-point times add up, each measured (the inventory's
-    read rate, the sample's load rate). The build: the trial's own CPU seconds scaled as n log n (or by ``model``,
-    see :func:`build_model`; the two-point fit proved noise-sensitive: its intercept ate the growth), turned into
-    wall time at the parallelism the sample's build reached."""
+    read rate, the sample's load rate). The build: the trial's own CPU seconds scaled as n log n (a two-point
+    fixed + slope fit proved noise-sensitive: its intercept ate the growth), turned into wall time at the
+    parallelism the sample's build reached."""
     load_rate = trial.points / trial.load_seconds if trial.load_seconds else None
     per_point = sum(1.0 / r for r in (load_rate, read_rate) if r)
     rate = 1.0 / per_point if per_point else None
     load = total / rate if rate else None
-    fixed, slope = model or (0.0, trial.build_cpu_seconds / _nlogn(trial.points))
-    base = fixed + slope * _nlogn(trial.points)
-    ratio = trial.build_cpu_seconds / base if base > 0 else 1.0  # this candidate's build vs the model's settings
     parallel = trial.build_cpu_seconds / trial.build_seconds if trial.build_seconds > 0 else 1.0
-    build_cpu = ratio * (fixed + slope * _nlogn(total))
+    build_cpu = trial.build_cpu_seconds * _nlogn(total) / _nlogn(trial.points)
     build = build_cpu / max(parallel, 1e-3)  # wall = CPU / the parallelism the sample's build reached
     unindexed = vector_bytes is not None and vector_bytes < indexing_threshold_kb * 1024
     if unindexed:
@@ -151,7 +134,7 @@ def time_estimate(trial: TrialResult, total: int, read_rate: float | None,
         "load_seconds": round(load, 1) if load is not None else None,
         "build_seconds": round(build, 1),
         "total_seconds": round((load or 0) + build, 1),
-        "build_fixed_seconds": round(fixed * ratio / max(parallel, 1e-3), 2),
+        "build_fixed_seconds": 0.0,  # pure n log n: no fixed part
         "build_cpu_seconds": round(build_cpu, 1),
         "build_parallelism": round(parallel, 2),
         "indexed": not unindexed,

@@ -20,9 +20,6 @@ from typing import Any
 from cortex.errors import CortexError, MissingExtraError, TransientTargetError
 from cortex.pipeline import MigrationSummary
 
-COUNTS = ("read", "written", "rejected", "skipped")  # as cortex.deploy.metrics counts them (not imported here:
-# that would load prometheus_client into every Ray worker, wanted or not)
-
 # What a task gets of migrate()'s arguments: plain, picklable settings (no callbacks, no open objects).
 TASK_ARGS = ("source", "collection", "source_type", "options", "url", "api_key", "prefer_grpc", "grpc_port",
              "batch_size", "workers", "distance", "id_field", "defer_indexing", "strict", "state_dir", "restart",
@@ -78,6 +75,8 @@ class _TaskMetrics:
         pass
 
     def counts(self, counts: Any) -> None:
+        from cortex.deploy.metrics import COUNTS  # here: only a run with --metrics-port loads prometheus_client
+
         self.tracker.counts.remote(self.i, {k: int(getattr(counts, k, 0) or 0) for k in COUNTS})
 
     def commit(self, checkpoint: Any) -> None:
@@ -117,6 +116,7 @@ class _Tracker:
 
     def drain_metrics(self) -> tuple[dict[str, int], list[float], int]:
         """Summed counts of the partitions, the batch times since the last call, retries so far."""
+        from cortex.deploy.metrics import COUNTS
         sums = {k: sum(c.get(k, 0) for c in self.counted.values()) for k in COUNTS}
         times, self.batch_seconds = self.batch_seconds, []
         return sums, times, self.retries
