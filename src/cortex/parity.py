@@ -258,14 +258,16 @@ def sample_and_keep(source: Source, n: int, dim: int, id_field: str, seed: int, 
     budget, size = memory_mb * 2**20, 0
     seen = 0
     for batch in _batches(source, dim, id_field, None, batch_size):
-        for v in batch[1]:  # Algorithm R, vectorized enough: the sample is small
-            if seen < n:
-                res[seen] = v
-            else:
-                j = int(rng.integers(0, seen + 1))
-                if j < n:
-                    res[j] = v
-            seen += 1
+        v = batch[1]
+        m = len(v)
+        fill = min(m, max(0, n - seen))
+        res[seen:seen + fill] = v[:fill]
+        if m > fill:  # Algorithm R over the rest of the batch: row at stream position p replaces a uniform slot
+            j = rng.integers(0, np.arange(seen + fill, seen + m) + 1)  # in [0, p], kept when < n
+            hit = np.flatnonzero(j < n)[::-1]  # newest first, so a slot hit twice keeps the later row
+            slots, first = np.unique(j[hit], return_index=True)
+            res[slots] = v[fill + hit[first]]
+        seen += m
         if kept is not None:
             size += sum(a.nbytes for a in batch)
             if size > budget:
@@ -279,13 +281,13 @@ def sample_and_keep(source: Source, n: int, dim: int, id_field: str, seed: int, 
 
 def exact_search(source: Source, queries: np.ndarray, k: int, distance: str, dim: int, id_field: str,
                  flt: dict[str, Any] | None, memory_mb: float, batch_size: int = 8192,
-                 batches: list[Batch] | None = None) -> _Data:
+                 batches: list[Batch] | None = None, keep: bool = True) -> _Data:
     """Exact top-k of every query over the source's vectors, streamed (or over ``batches`` already read,
-    without a filter); keeps the vectors if they fit."""
+    without a filter); keeps the vectors if they fit (and ``keep``)."""
     q = _prep_queries(queries, distance)
     qsq = np.einsum("ij,ij->i", q, q) if distance == "euclid" else None
     top = TopK(len(q), k)
-    kept: list[np.ndarray] | None = []
+    kept: list[np.ndarray] | None = [] if keep else None
     kept_keys: list[np.ndarray] = []
     budget = memory_mb * 2**20
     size = 0
@@ -393,25 +395,63 @@ def _round(v: float | None, n: int = 4) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), n)
 
 
-def _timed(fn: Callable[[int], Any], n: int, warmup: int = 3) -> tuple[list[Any], list[float]]:
-    """Call fn(i) for i in range(n) one at a time; results and per-call seconds."""
+def _timed(fn: Callable[[int], Any], n: int, warmup: int = 3, budget: float | None = None,
+           at_least: int = 20) -> tuple[list[Any], list[float]]:
+    """Call fn(i) for i in range(n) one at a time; results and per-call seconds.
+
+    ``budget``: stop once the timed calls took that many seconds in all, after ``at_least`` of them
+    (a slow old system, e.g. a 200k-vector flat FAISS index at ~70 ms a query, need not run all ``n``).
+    """
     for i in range(min(warmup, n)):
         fn(i)
     res, lat = [], []
+    spent = 0.0
     for i in range(n):
+        if budget is not None and spent >= budget and i >= at_least:
+            break
         t0 = time.perf_counter()
         res.append(fn(i))
         lat.append(time.perf_counter() - t0)
+        spent += lat[-1]
     return res, lat
+
+
+SEARCH_CHUNK = 256  # queries per batched search call (results only; latency is timed on single calls)
+
+
+def _in_chunks(fn: Callable[[np.ndarray], list[Any]], queries: np.ndarray, chunk: int = SEARCH_CHUNK) -> list[Any]:
+    """``fn`` over ``queries`` in chunks of ``chunk`` rows, results concatenated (bounded memory per call)."""
+    out: list[Any] = []
+    for lo in range(0, len(queries), chunk):
+        out.extend(fn(queries[lo:lo + chunk]))
+    return out
+
+
+def _source_results(source: Source, queries: np.ndarray, k: int) -> list[tuple[list[Any], np.ndarray]]:
+    """The old system's own search over every query, batched: per query (ids, scores of those ids)."""
+    def one_chunk(q: np.ndarray) -> list[tuple[list[Any], np.ndarray]]:
+        ids, scores = source.search(q, k)
+        return [(list(r), np.asarray(scores[j])[:len(r)]) for j, r in enumerate(ids)]
+
+    return _in_chunks(one_chunk, queries)
+
+
+def _latency_note(n_lat: int, timed: int, budget: float | None) -> str:
+    if timed < n_lat:
+        return f"latency measured on {timed} of {n_lat} queries, one at a time (stopped at the {budget:g} s budget)"
+    return f"latency measured on {timed} queries, one at a time"
 
 
 def compare(target: Target, collection: str, source: Source, *, k: int = 10, num_queries: int = 200,
             queries: np.ndarray | None = None, queries_how: str | None = None, filter: dict[str, Any] | None = None,
             min_recall: float = 0.95, ef: int | None = None, noise: float = 0.1, seed: int = 0,
             id_field: str = DEFAULT_ID_FIELD, memory_mb: float = 1024.0, latency_queries: int = 100,
-            say: Progress | None = None, where: Any = None) -> CompareResult:
+            latency_budget: float | None = 2.0, say: Progress | None = None, where: Any = None) -> CompareResult:
     """Run the same queries on the old system (``source``) and on Qdrant; see the module docstring.
 
+    Recall comes from batched searches over every query; latency is timed on single calls, on the
+    first ``latency_queries`` queries (each side stops early once its timed calls took ``latency_budget``
+    seconds, after 20 of them).
     ``where`` (a :mod:`cortex.where` AST): the source is that subset (opened with it) and Qdrant's
     side searches with the same condition, so a rollout unit is compared on its own.
     """
@@ -448,8 +488,16 @@ def compare(target: Target, collection: str, source: Source, *, k: int = 10, num
             if f_ not in info.payload_indexes:
                 say(f"creating a {index_kind(v)} payload index on '{f_}' ...")
                 target.create_payload_index(collection, f_, index_kind(v))
+    native = False
+    if not filter:
+        try:
+            source.search(queries[:1], k)
+            native = True
+        except NotImplementedError:
+            native = False
     say(f"exact ground truth over {source.path} ...")
-    data = exact_search(source, queries, k, distance, dim, id_field, filter, memory_mb, batches=kept)
+    # the old system's own search needs no copy of the vectors in memory (the numpy stand-in does)
+    data = exact_search(source, queries, k, distance, dim, id_field, filter, memory_mb, batches=kept, keep=not native)
     del kept
     gt_how = (f"exact {distance} search in numpy over the {data.total:,} valid source vectors"
               + (f" ({data.matching:,} match the filter)" if filter else "")
@@ -465,19 +513,15 @@ def compare(target: Target, collection: str, source: Source, *, k: int = 10, num
     say("querying the old system ...")
     old_keys: list[np.ndarray]
     old_rank: list[np.ndarray]
-    native = False
-    if not filter:
-        try:
-            source.search(queries[:1], k)
-            native = True
-        except NotImplementedError:
-            native = False
+    n_lat = min(nq, latency_queries)
     if native:
-        res, lat = _timed(lambda i: source.search(queries[i:i + 1], k), nq)
-        old_keys = [id_keys([map_id(x)[0] for x in r[0][0]]) for r in res]
-        old_rank = [to_rank(np.asarray(r[1][0][:len(r[0][0])], dtype=np.float64), distance) for r in res]
+        got = _source_results(source, queries, k)
+        old_keys = [id_keys([map_id(x)[0] for x in ids]) for ids, _ in got]
+        old_rank = [to_rank(np.asarray(sc, dtype=np.float64), distance) for _, sc in got]
+        _, lat = _timed(lambda i: source.search(queries[i:i + 1], k), n_lat, budget=latency_budget)
         old = SideResult(method=f"{source.kind} native search", latency=latency_stats(lat),
-                         note=f"{source.kind}'s own search, one query at a time")
+                         note=f"{source.kind}'s own search (results in batches of up to {SEARCH_CHUNK} queries); "
+                              + _latency_note(n_lat, len(lat), latency_budget))
     else:
         old_keys = list(data.gt_keys)
         old_rank = list(data.gt_rank)
@@ -489,7 +533,6 @@ def compare(target: Target, collection: str, source: Source, *, k: int = 10, num
         if data.matrix is not None:
             qp = _prep_queries(queries, distance)
             m_, mk = data.matrix, data.matrix_keys
-            n_lat = min(nq, latency_queries)
 
             def one(i: int) -> None:
                 r = rank_values(qp[i:i + 1], m_, distance)[0]
@@ -498,9 +541,9 @@ def compare(target: Target, collection: str, source: Source, *, k: int = 10, num
                     top = np.argpartition(-r, kk - 1)[:kk]
                     mk[top[np.argsort(-r[top])]]
 
-            _, lat = _timed(one, n_lat)
+            _, lat = _timed(one, n_lat, budget=latency_budget)
             old.latency = latency_stats(lat)
-            old.note += f"; latency measured on {n_lat} queries, one at a time, vectors in memory"
+            old.note += f"; {_latency_note(n_lat, len(lat), latency_budget)}, vectors in memory"
         else:
             old.note += "; no latency: the vectors do not fit in memory, so the search was one streamed pass"
 
@@ -511,13 +554,16 @@ def compare(target: Target, collection: str, source: Source, *, k: int = 10, num
         from cortex import where as w
 
         qflt = where if not filter else w.And((where, *(w.equals(f_, v) for f_, v in filter.items())))
-    res_q, lat_q = _timed(lambda i: target.search(collection, queries[i:i + 1], k, ef=ef, filter=qflt)[0], nq)
+    res_q = _in_chunks(lambda q: target.search(collection, q, k, ef=ef, filter=qflt), queries)
+    _, lat_q = _timed(lambda i: target.search(collection, queries[i:i + 1], k, ef=ef, filter=qflt), n_lat,
+                      budget=latency_budget)
     q_keys = [id_keys([pid for pid, _ in r]) for r in res_q]
     q_rank = [to_rank(np.asarray([s for _, s in r], dtype=np.float64), distance) for r in res_q]
     indexed = info.indexed_vectors or 0
     how = f"HNSW, hnsw_ef={ef or 'default'}" if indexed else "no HNSW index (segments below the indexing threshold)"
     qd = SideResult(method=f"Qdrant ({target.kind}; {how})", latency=latency_stats(lat_q),
-                    note="target.search one query at a time")
+                    note=f"target.search (results in batches of up to {SEARCH_CHUNK} queries); "
+                         + _latency_note(n_lat, len(lat_q), latency_budget))
     if not indexed and info.points > 0:
         warnings.append("the collection has no HNSW index yet (small or deferred): Qdrant searched exactly")
 

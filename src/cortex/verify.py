@@ -326,7 +326,9 @@ def _compare(target: Target, collection: str, log: _Problems, seq: int, ids: lis
             log.add(Problem("missing", ids[i], "in the source but not in Qdrant"), "missing", seq, k)
     if not len(found):
         return
-    expect = np.asarray(vecs, dtype=np.float32)[found]
+    expect = np.asarray(vecs, dtype=np.float32)
+    if len(found) != len(expect) or (found != np.arange(len(found))).any():  # usually every point, in order
+        expect = expect[found]
     if cosine and not normalized:
         expect = normalize_rows(expect)
     if cosine and not target.normalizes_cosine:  # Qdrant stores unit vectors; qdrant-client's local mode
@@ -334,7 +336,8 @@ def _compare(target: Target, collection: str, log: _Problems, seq: int, ids: lis
         got = normalize_rows(got)
         got[unreadable] = np.nan
     with np.errstate(invalid="ignore"):
-        diff = np.abs(got - expect).max(axis=1, initial=0.0)
+        d = np.subtract(got, expect)
+        diff = np.abs(d, out=d).max(axis=1, initial=0.0)  # one n x dim temporary, not two
     bad_vec = np.flatnonzero(~(diff <= tol))  # NaN (unreadable stored vector) counts as a mismatch
     differ: dict[int, list[str]] = {}  # j -> what differs, one entry per vector
     for j in bad_vec.tolist():

@@ -104,6 +104,7 @@ class EdgeTarget(Target):
         if not (d / "edge_config.json").exists():
             raise TargetError(f"collection '{name}' does not exist in {self.root}")
         disk_space.check_open(d, name)  # the engine maps (and on tmpfs fills) its files on load: SIGBUS if full
+        warm_page_cache(d)
         try:
             shard = _q().EdgeShard.load(str(d), config)
         except Exception as e:  # the binding raises a bare Exception
@@ -354,6 +355,33 @@ class EdgeTarget(Target):
         from cortex.cutover.aliases import set_aliases
 
         set_aliases(self.root, changes)
+
+
+def warm_page_cache(shard_dir: Path) -> None:
+    """Read the files the engine copies into RAM on load, so the copy finds them in the page cache.
+
+    On load Qdrant copies RAM-resident vectors (quantized codes, and dense vectors not kept on
+    disk) out of their memory-mapped files page fault by page fault, then drops those files from
+    the page cache (``POSIX_FADV_DONTNEED``): every later open re-reads them the slow way.  A plain
+    sequential read first is ~10x faster (200k x 768 int8 codes: load 2.9 s -> 0.25 + 0.25 s).
+    ``posix_fadvise(WILLNEED)`` does not help (measured: same 2.9 s).  Best effort: errors are ignored.
+    """
+    try:
+        vectors = (json.loads((shard_dir / "edge_config.json").read_text()).get("vectors") or {})
+        in_ram = {n for n, v in vectors.items() if not (v or {}).get("on_disk")}
+        files = [f for f in (shard_dir / "segments").glob("*/vector_storage*/*")
+                 if f.name == "quantized.data"
+                 or (f.name == "matrix.dat" and f.parent.name.partition("-")[2] in in_ram)]
+    except (OSError, ValueError, AttributeError):
+        return
+    buf = bytearray(8 << 20)
+    for f in files:
+        try:
+            with open(f, "rb", buffering=0) as fh:
+                while fh.readinto(buf):
+                    pass
+        except OSError:
+            continue
 
 
 def _threshold(config: Any) -> int:
