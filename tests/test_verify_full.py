@@ -164,3 +164,25 @@ def test_server_target_generic_path(tmp_path):
     with ServerTarget(url) as t, open_source(str(src)) as s:
         rep = verify_against_source(t, "c", s, full=True)
     assert [(p.kind, p.id) for p in rep.problems] == [("vector", _uid("k5"))]
+
+
+def test_files_warmed_before_open_are_the_ram_loaded_ones(tmp_path, qdrant_path):
+    """EdgeTarget reads the files the engine copies into RAM on open (quantized codes; vectors not on disk)."""
+    from cortex.targets.edge import ram_loaded_files
+
+    x = vectors(400, 16, seed=3)
+    np.save(tmp_path / "v.npy", x)
+    for name, extra in (("q", "  quantization: {scalar: {type: int8, always_ram: true}}\n"), ("plain", "")):
+        on_disk = "true" if extra else "false"
+        (tmp_path / f"{name}.yaml").write_text(
+            f"version: 1\ncollections:\n- name: {name}\n  vectors: {{size: 16, distance: dot, on_disk: {on_disk}}}\n"
+            f"  hnsw: {{m: 8, ef_construct: 16}}\n{extra}  optimizers: {{indexing_threshold: 1}}\n")
+        migrate(str(tmp_path / "v.npy"), name, path=str(qdrant_path), config=str(tmp_path / f"{name}.yaml"),
+                state_dir=str(tmp_path / f".{name}"))
+    quantized = ram_loaded_files(qdrant_path / "q")
+    assert [f.name for f in quantized] == ["quantized.data"]  # on-disk vectors: only the codes
+    assert [f.name for f in ram_loaded_files(qdrant_path / "plain")] == ["matrix.dat"]  # indexed, in RAM
+    assert ram_loaded_files(tmp_path / "nothing-here") == []
+    for name in ("q", "plain"):  # opened after the warm-up, the collection still verifies in full
+        rep = verify(name, source=str(tmp_path / "v.npy"), path=str(qdrant_path), full=True)
+        assert rep.ok and rep.checked == 400, name
