@@ -56,6 +56,9 @@ class TrialResult:
     indexed: int = 0
     segments: int = 0
     seconds: float = 0.0  # the whole trial: load, build, the fresh-process heap probe and the queries
+    # not built: the figures of this in-RAM sibling's build (an on-disk variant: same graph, same quantized search
+    # and rescore, so the same results; its RAM and disk are projected under its own settings)
+    derived_from: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,8 +149,13 @@ def exact_topk(vectors: np.ndarray, queries: np.ndarray, k: int, distance: str) 
 
 def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.ndarray, workdir: Path, *,
               k: int = 10, batch_size: int = 500, payload_indexes: dict[str, Any] | None = None,
-              keep: bool = False, label: str | None = None, heap_probe: bool = True) -> TrialResult:
-    """Build the sample's collection under ``cand`` in ``workdir`` and measure it."""
+              keep: bool = False, label: str | None = None, heap_probe: bool = True, heap: int | None = None,
+              latency_queries: int | None = 100, probe_queries: int = 32) -> TrialResult:
+    """Build the sample's collection under ``cand`` in ``workdir`` and measure it. Recall is over every query;
+    latency over the first ``latency_queries`` (one at a time; the rest go in one batch per search, and with 0 the
+    batch's mean time per query stands for p50 / p95; None: all). The heap comes from a fresh process that opens
+    the shard and runs ``probe_queries`` queries per search (``heap_probe``), or is ``heap`` when given (measured
+    on a build of the same memory layout), else the in-process delta."""
     cfg = experimental(cand.config)
     root = workdir / cand.name
     shutil.rmtree(root, ignore_errors=True)
@@ -171,21 +179,28 @@ def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.nd
         tgt.close()
         disk = disk_components(root / "s")
         wal = disk.pop("wal")
-        heap = heap_in_fresh_process(root, cand.searches, queries, k) if heap_probe else None
+        if heap is None and heap_probe:
+            heap = heap_in_fresh_process(root, cand.searches, queries[:max(1, probe_queries)], k)
         a0, f0 = rss()
         tgt = EdgeTarget(root)
         tgt.count("s")
         pos = {pid: i for i, pid in enumerate(sample.ids)}
+        nl = len(queries) if latency_queries is None else min(latency_queries, len(queries))
         results = []
         for sp in cand.searches:
             tgt.search("s", queries[:5], k, params=sp)  # warm-up
             lat = []
-            got = []
-            for i in range(len(queries)):
+            res = []
+            for i in range(nl):
                 t = time.perf_counter()
-                res = tgt.search("s", queries[i:i + 1], k, params=sp)[0]
+                res += tgt.search("s", queries[i:i + 1], k, params=sp)
                 lat.append(time.perf_counter() - t)
-                got.append([pos.get(pid, -1) for pid, _ in res])
+            if nl < len(queries):
+                t = time.perf_counter()
+                res += tgt.search("s", queries[nl:], k, params=sp)
+                if not lat:
+                    lat = [(time.perf_counter() - t) / (len(queries) - nl)]
+            got = [[pos.get(pid, -1) for pid, _ in r] for r in res]
             rec = float(np.mean([len(set(g) & set(t.tolist())) / k for g, t in zip(got, truth, strict=True)]))
             ms = np.asarray(lat) * 1000
             results.append(SearchResult(params=sp.model_dump(exclude_none=True), recall=round(rec, 4),
