@@ -17,7 +17,16 @@ from cortex.errors import CortexError, SourceError
 from cortex.parity import add_noise
 from cortex.plan import estimate as est
 from cortex.plan import tune
-from cortex.plan.experiment import Candidate, TrialResult, exact_topk, run_trial
+from cortex.plan.experiment import (
+    Candidate,
+    TrialResult,
+    exact_topk,
+    load_raw,
+    raw_key,
+    run_trial,
+    start_probe_server,
+    stop_probe_server,
+)
 from cortex.plan.inventory import Sample, scan
 from cortex.sources import SourceOptions, open_source
 
@@ -83,6 +92,7 @@ def plan(source: str, *, source_type: str | None = None, options: SourceOptions 
     tune.choose([], min_recall, optimize_for)  # so does a bad --optimize-for
     t_start = time.perf_counter()
     phases: dict[str, float] = {}
+    start_probe_server()  # starts in the background while the source is read
     with open_source(source, source_type, options) as src:
         inv, smp = scan(src, sample=sample, batch_size=batch_size, seed=seed, progress=progress)
     phases["inventory"] = inv.seconds
@@ -123,28 +133,40 @@ def plan(source: str, *, source_type: str | None = None, options: SourceOptions 
         phases["ground_truth"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         say(f"[0/{len(built)}] {ref.name} on {half_n:,} points (fixed costs and how build time and recall grow) ...")
+        raws: dict[str, dict[int, tuple[Path, float]]] = {}
+
+        def raw(c: Candidate, points: int) -> tuple[Path, float]:  # the sample loaded once per vector datatype
+            if raw_key(c) not in raws:
+                raws[raw_key(c)] = load_raw(c, smp, half_n, wd)
+            return raws[raw_key(c)][points]
+
         half_trial = run_trial(ref, half, queries, truth_half, wd, k=k_, payload_indexes=indexes,
-                               label=f"{ref.name}@{half_n}", latency_queries=0)
+                               label=f"{ref.name}@{half_n}", latency_queries=0, raw=raw(ref, half_n))
         halves = {tune.graph_key(ref): half_trial}
         heaps = {_layout(ref, half_n): half_trial.rss_anon_bytes}
         for c in built:  # one half-sample build per graph setting: how its recall falls as the graph grows
             if c.tune and tune.graph_key(c) not in halves and not (base_half and c.name == "defaults"):
                 say(f"      {c.name} on {half_n:,} points (how its recall falls as the graph grows) ...")
                 halves[tune.graph_key(c)] = run_trial(c, half, queries, truth_half, wd, k=k_,
-                                                      label=f"{c.name}@{half_n}", heap_probe=False, latency_queries=0)
+                                                      label=f"{c.name}@{half_n}", heap_probe=False, latency_queries=0,
+                                                      raw=raw(c, half_n))
         for i, c in enumerate(built, 1):
             on = half if base_half and c.name == "defaults" else smp
             say(f"[{i}/{len(built)}] {c.name}: loading {len(on.ids):,} sample points and building the index ...")
             tr = run_trial(c, on, queries, truth_half if on is half else truth, wd, k=k_, payload_indexes=indexes,
-                           heap=heaps.get(_layout(c, len(on.ids))))
+                           heap=heaps.get(_layout(c, len(on.ids))), raw=raw(c, len(on.ids)))
             heaps.setdefault(_layout(c, len(on.ids)), tr.rss_anon_bytes)
             best = max(tr.searches, key=lambda s: s.recall)
             say(f"      load {tr.load_seconds:.1f} s, build {tr.build_seconds:.1f} s, best recall@{k} "
                 f"{best.recall:.3f} ({_p(best.params)})")
             trials.append(tr)
     finally:
+        stop_probe_server()
         if own_dir:
             shutil.rmtree(wd, ignore_errors=True)
+        else:
+            for d in wd.glob("raw-*"):
+                shutil.rmtree(d, ignore_errors=True)
     phases["experiments"] = round(time.perf_counter() - t0, 3)
     by = {t.name: t for t in trials}
     for od, ram_sib in sib.items():
