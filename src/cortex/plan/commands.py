@@ -85,14 +85,27 @@ def plan(source: str, *, source_type: str | None = None, options: SourceOptions 
          workdir: str | None = None, seed: int = 0, batch_size: int = 2000, progress: Any = None,
          on_event: Event | None = None) -> PlanResult:
     """Measure ``source`` and write the tuned collection config (``output``, YAML) the other commands read."""
-    say = on_event or (lambda _m: None)
     if sample < 100:
         raise CortexError(f"--sample {sample}: use at least 100 points (20,000 is the default)")
     tune.candidates("x", 1, "cosine", only=candidates)  # an unknown --candidates name fails before the long read
     tune.choose([], min_recall, optimize_for)  # so does a bad --optimize-for
+    start_probe_server()  # the heap probes' fork server: it imports in the background while the source is read
+    try:
+        return _plan(source, source_type=source_type, options=options, collection=collection, sample=sample,
+                     min_recall=min_recall, k=k, num_queries=num_queries, noise=noise, quick=quick,
+                     candidates=candidates, optimize_for=optimize_for, measure_all=measure_all, output=output,
+                     workdir=workdir, seed=seed, batch_size=batch_size, progress=progress, on_event=on_event)
+    finally:
+        stop_probe_server()
+
+
+def _plan(source: str, *, source_type: str | None, options: SourceOptions | None, collection: str | None,
+          sample: int, min_recall: float, k: int, num_queries: int, noise: float, quick: bool,
+          candidates: list[str] | None, optimize_for: str, measure_all: bool, output: str | None,
+          workdir: str | None, seed: int, batch_size: int, progress: Any, on_event: Event | None) -> PlanResult:
+    say = on_event or (lambda _m: None)
     t_start = time.perf_counter()
     phases: dict[str, float] = {}
-    start_probe_server()  # starts in the background while the source is read
     with open_source(source, source_type, options) as src:
         inv, smp = scan(src, sample=sample, batch_size=batch_size, seed=seed, progress=progress)
     phases["inventory"] = inv.seconds
@@ -161,7 +174,6 @@ def plan(source: str, *, source_type: str | None = None, options: SourceOptions 
                 f"{best.recall:.3f} ({_p(best.params)})")
             trials.append(tr)
     finally:
-        stop_probe_server()
         if own_dir:
             shutil.rmtree(wd, ignore_errors=True)
         else:

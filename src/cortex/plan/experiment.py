@@ -335,6 +335,7 @@ class _ProbeServer:
     without a new interpreter's start and imports, ~0.5 s each)."""
 
     proc: Any = None
+    ready = False
 
     @classmethod
     def start(cls) -> None:
@@ -360,7 +361,7 @@ class _ProbeServer:
         if p is None or p.poll() is not None:
             return None
         try:
-            if not getattr(cls, "ready", False):
+            if not cls.ready:  # its imports done
                 cls.ready = p.stdout.readline().strip() == "ready"
             p.stdin.write(json.dumps(req) + "\n")
             p.stdin.flush()
@@ -371,13 +372,16 @@ class _ProbeServer:
 
     @classmethod
     def stop(cls) -> None:
+        import subprocess
+
         p, cls.proc, cls.ready = cls.proc, None, False
         if p is not None:
             try:
                 p.stdin.close()
-                p.wait(10)
-            except (OSError, ValueError, Exception):
+                p.wait(30)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
                 p.kill()
+                p.wait()
 
 
 def start_probe_server() -> None:
