@@ -326,7 +326,8 @@ for line in sys.stdin:
         except BaseException:
             print("error", flush=True)
         os._exit(0)
-    os.waitpid(pid, 0)
+    if os.waitpid(pid, 0)[1] != 0:  # killed before it answered
+        print("error", flush=True)
 """
 
 
