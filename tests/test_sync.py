@@ -279,7 +279,7 @@ def test_pgvector_deltas(tmp_path: Path, pg_server: PgServer, since: str | None)
 
 
 # -- killed mid-sync ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("point", ["sync-batch:1", "sync-delete:1"])
+@pytest.mark.parametrize("point", ["sync-overwrite:1", "sync-batch:1", "sync-delete:1"])
 def test_sigkill_mid_sync_then_rerun_converges(tmp_path: Path, point: str) -> None:
     src = write_jsonl(tmp_path / "s.jsonl", records(False))
     migrate(src, "c", path=str(tmp_path / "qdrant_storage"), state_dir=str(tmp_path / ".cortex"))

@@ -340,9 +340,11 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
             def send(final: bool = False) -> None:
                 nonlocal written
                 while pending.n >= batch_size or (final and pending.n):
-                    part, e_part = pending.take(batch_size)
+                    part, e_part, existed = pending.take(batch_size)
                     assert log is not None
                     log.add(e_part)  # before the write: a kill after it re-checks these ids
+                    target.before_overwrite(real, [part.ids[i] for i in np.flatnonzero(existed).tolist()])
+                    pause_for_test(f"sync-overwrite:{written + 1}")  # a test kills it here
                     write_batch(target, real, part, policy)
                     written += 1
                     pause_for_test(f"sync-batch:{written}")  # a test kills it here
@@ -371,7 +373,7 @@ def _sync_once(source: str, real: str, target: Target, d: Path, *, source_type: 
                 if (n_new or n_diff) and not dry_run:
                     if not pending.fits(p):
                         send(final=True)
-                    pending.add(p, np.flatnonzero(~found | differs), e)
+                    pending.add(p, np.flatnonzero(~found | differs), e, found)
                     send()
                 new_w.add(e)
             if not dry_run:
@@ -513,10 +515,11 @@ def _hasher(target_scan: bool, cosine: bool) -> Callable[[Prepared], tuple[Prepa
 
 
 class _Pending:
-    """The new and changed rows of several batches, gathered into upserts of ``--batch-size`` points."""
+    """The new and changed rows of several batches, gathered into upserts of ``--batch-size`` points,
+    with their state entries and whether each point exists in the target already."""
 
     def __init__(self) -> None:
-        self.parts: list[tuple[Prepared, np.ndarray]] = []
+        self.parts: list[tuple[Prepared, np.ndarray, np.ndarray]] = []
         self.n = 0
 
     @staticmethod
@@ -527,37 +530,37 @@ class _Pending:
         """Whether ``p``'s rows can join the gathered ones in one upsert (same payload / vector kinds)."""
         return not self.parts or self._shape(self.parts[0][0]) == self._shape(p)
 
-    def add(self, p: Prepared, idx: np.ndarray, e: np.ndarray) -> None:
-        self.parts.append((_subset(p, idx), e[idx]))
+    def add(self, p: Prepared, idx: np.ndarray, e: np.ndarray, existed: np.ndarray) -> None:
+        self.parts.append((_subset(p, idx), e[idx], existed[idx]))
         self.n += len(idx)
 
-    def take(self, most: int) -> tuple[Prepared, np.ndarray]:
-        """Up to ``most`` gathered rows (in source order) as one batch, with their state entries."""
-        out: list[tuple[Prepared, np.ndarray]] = []
+    def take(self, most: int) -> tuple[Prepared, np.ndarray, np.ndarray]:
+        """Up to ``most`` gathered rows (in source order) as one batch, with their state entries and flags."""
+        out: list[tuple[Prepared, np.ndarray, np.ndarray]] = []
         got = 0
         while self.parts and got < most:
-            p, e = self.parts[0]
+            p, e, x = self.parts[0]
             k = min(most - got, len(p.ids))
             if k < len(p.ids):
                 idx = np.arange(len(p.ids))
-                self.parts[0] = (_subset(p, idx[k:]), e[k:])
-                p, e = _subset(p, idx[:k]), e[:k]
+                self.parts[0] = (_subset(p, idx[k:]), e[k:], x[k:])
+                p, e, x = _subset(p, idx[:k]), e[:k], x[:k]
             else:
                 self.parts.pop(0)
-            out.append((p, e))
+            out.append((p, e, x))
             got += k
         self.n -= got
         first = out[0][0]
         if len(out) == 1:
-            return first, out[0][1]
-        ps = [p for p, _ in out]
+            return first, out[0][1], out[0][2]
+        ps = [p for p, _, _ in out]
         joined = replace(first, ids=[i for p in ps for i in p.ids], vectors=np.concatenate([p.vectors for p in ps]),
                          payloads=None if first.payloads is None else [x for p in ps for x in p.payloads or ()],
                          sparse={k: [r for p in ps for r in (p.sparse or {})[k]] for k in first.sparse}
                          if first.sparse else None,
                          named={k: np.concatenate([(p.named or {})[k] for p in ps]) for k in first.named}
                          if first.named else None, keys=None)
-        return joined, np.concatenate([e for _, e in out])
+        return joined, np.concatenate([e for _, e, _ in out]), np.concatenate([x for _, _, x in out])
 
 
 def _subset(p: Prepared, idx: np.ndarray) -> Prepared:

@@ -151,6 +151,13 @@ class Target(ABC):
         """Delete points by id; returns when durable (see ``cortex.cutover.sync``)."""
         raise NotImplementedError
 
+    def before_overwrite(self, name: str, ids: list[int | str]) -> None:  # noqa: B027 - optional hook
+        """Called by ``sync`` just before it upserts new versions of points that exist (``ids``).
+
+        Default: nothing (on a server an upsert replaces a point atomically, and readers must never miss
+        it). The embedded engine deletes them first, see :meth:`cortex.targets.edge.EdgeTarget.before_overwrite`.
+        """
+
     # -- aliases (see ``cortex.cutover``): a name a command takes may be an alias ------------
     def list_aliases(self) -> dict[str, str]:
         """``{alias: collection}``."""

@@ -344,6 +344,19 @@ class EdgeTarget(Target):
     def delete_ids(self, name: str, ids: list[int | str]) -> None:
         self._open(name).update(_q().UpdateOperation.delete_points(list(ids)))
 
+    def before_overwrite(self, name: str, ids: list[int | str]) -> None:
+        """Delete the points ``sync`` is about to write again, so that their new versions are appended.
+
+        Qdrant updates a point of a growing (appendable) segment in place: the changed vectors and
+        payloads dirty pages all over a large segment, and the flush then writes each one back.  Deleted
+        first, the new versions land together at the segment's end (1% of a 1M x 384 collection: flush
+        1.1 s -> 0.2 s, the updates themselves no slower).  No reader is affected: the shard is this
+        process's alone while it writes (Edge locks it).  A process killed between the delete and the
+        upsert leaves the ids in sync's dirty log, and the next sync writes them again.
+        """
+        if ids:
+            self.delete_ids(name, ids)
+
     # Qdrant Edge has no aliases: Cortex keeps them in one small file in the storage directory.
     def list_aliases(self) -> dict[str, str]:
         from cortex.cutover.aliases import read_aliases
