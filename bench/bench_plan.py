@@ -236,6 +236,9 @@ def main() -> None:
               f"{pred_t['total_seconds']} s vs {mig.get('seconds')} s "
               f"({pct(pred_t['total_seconds'], mig.get('seconds'))}); index build {pred_t['build_seconds']} s vs "
               f"{mig.get('index_seconds')} s ({pct(pred_t['build_seconds'], mig.get('index_seconds'))})")
+        print("  plan's trials (points: load / build / whole trial s): " + "; ".join(
+            f"{t['name']} {t['points']:,}: {t['load_seconds']:.1f} / {t['build_seconds']:.1f} / {t['seconds']:.1f}"
+            for t in plan["trials"]))
         print(f"  expected recall (plan) {plan['chosen']['projected_recall']} vs compare "
               f"{cmp_['qdrant']['recall']:.4f}")
         if plan_1m is not None:
@@ -250,6 +253,9 @@ def main() -> None:
                     "ram_bytes": pred["ram_bytes"], "disk_bytes": pred["disk_bytes"], "time": pred_t},
                 "measured": {**meas, "migrate_seconds": mig.get("seconds"), "index_seconds": mig.get("index_seconds")},
                 "recall": cmp_["qdrant"]["recall"], "verify_ok": rc_v == 0, "plan_phases": plan["phases"],
+                "plan_trials": [{k: t[k] for k in ("name", "points", "load_seconds", "build_seconds",
+                                                   "build_cpu_seconds", "seconds")} for t in plan["trials"]],
+                "plan_miss_growth": plan["miss_growth"],
                 "plan_1m_seconds": plan_1m, "plan_1m_projected_seconds": proj_1m}, indent=2))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -116,12 +116,20 @@ def test_plan_writes_a_config_meeting_the_recall_goal(planned):
     out = json.loads(res.stdout)
     assert out["ok"] and out["inventory"]["count"] == 1500 and out["sample"] == 600
     names = [t["name"] for t in out["trials"]]
-    # --quick; one half-sample build per graph setting (int8-ondisk-like variants share their sibling's)
-    assert names == ["int8@300", "defaults@300", "int8-ef32-ondisk@300", "defaults", "int8", "int8-ef32-ondisk"]
+    # --quick: one half-sample build per graph setting, then Qdrant's defaults on the half sample only (the
+    # baseline; int8 gives the fixed costs), int8 and int8-ef32-ondisk (no in-RAM sibling here: built itself)
+    assert names == ["int8@300", "int8-ef32-ondisk@300", "defaults", "int8", "int8-ef32-ondisk"]
+    assert [t["points"] for t in out["trials"]] == [300, 300, 300, 600, 600]
     for t in out["trials"]:
-        assert t["points"] in (300, 600) and t["build_seconds"] > 0 and t["disk"]["vectors"] >= t["points"] * 32 * 4
+        assert t["build_seconds"] > 0 and t["disk"]["vectors"] >= t["points"] * 32 * 4 and not t["derived_from"]
         assert t["indexed"] == t["points"]  # the sample was really indexed (HNSW), not searched exactly
-    assert out["trials"][2]["disk"]["quantized"] > 0 and out["trials"][1]["disk"]["quantized"] == 0
+        assert len(t["searches"]) == 4 and all(0 < s["recall"] <= 1 for s in t["searches"])
+    assert out["trials"][1]["disk"]["quantized"] > 0 and out["trials"][2]["disk"]["quantized"] == 0
+    # the sample was loaded once: every trial of a size reports the same load
+    assert out["trials"][0]["load_seconds"] == out["trials"][2]["load_seconds"]
+    assert out["trials"][3]["load_seconds"] == out["trials"][4]["load_seconds"]
+    assert "half the sample" in out["time"]["defaults"]["scaling"]
+    assert out["estimates"]["defaults"]["sample_points"] == 300
     est = out["estimates"]
     assert est["int8-ef32-ondisk"]["ram_bytes"] < est["int8"]["ram_bytes"]  # vectors left on disk
     # not built: derived from the defaults' measured components
@@ -140,6 +148,7 @@ def test_plan_writes_a_config_meeting_the_recall_goal(planned):
     assert cfg.expected.recall_at_10 == out["chosen"]["projected_recall"]
     page = (d / "plan.html").read_text()
     assert "<svg" in page and "Payload schema" in page and "the migration guide&#x27;s formula" in page
+    assert "built on 300 points" in page and "built on 600 points" in page
 
 
 def test_migrate_with_the_config_creates_that_collection_and_compare_uses_its_params(planned, cli, tmp_path):
@@ -233,6 +242,77 @@ def test_migrate_and_compare_with_the_config_on_a_qdrant_grpc_server(planned, cl
             "--num-queries", "30", "--json", *qdrant_server.cortex_args)
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["ef"] == 40
+
+
+def test_on_disk_variants_are_derived_from_their_in_ram_siblings_build(tmp_path):
+    from cortex import api
+    from cortex.plan.tune import candidates, siblings
+
+    allc = candidates("c", 32, "cosine", measure_all=True)
+    assert siblings(allc) == {"int8-ondisk": "int8", "int8-ef32-ondisk": "int8-ef32"}
+    assert siblings(candidates("c", 32, "cosine", quick=True)) == {}  # int8-ef32-ondisk alone: built itself
+    np.save(tmp_path / "v.npy", _clustered(1200, 32, seed=3))
+    res = api.plan(str(tmp_path / "v.npy"), sample=400, num_queries=40, candidates=["int8", "int8-ondisk"])
+    d = res.to_dict()
+    assert [t["name"] for t in d["trials"]] == ["int8@200", "defaults", "int8"]  # no build for int8-ondisk
+    rows = {(r["candidate"], r["search"]["hnsw_ef"]): r for r in d["options"]}
+    for ef in (64, 128, 256, 512):
+        a, b = rows[("int8", ef)], rows[("int8-ondisk", ef)]
+        assert b["derived_from"] == "int8" and a["derived_from"] is None
+        assert (b["recall"], b["p50_ms"], b["build_seconds"], b["projected_recall"], b["ready_seconds"]) == \
+               (a["recall"], a["p50_ms"], a["build_seconds"], a["projected_recall"], a["ready_seconds"])
+    e, s = d["estimates"]["int8-ondisk"], d["estimates"]["int8"]
+    assert "derived from int8's build" in e["derived"] and e["disk_bytes"] == s["disk_bytes"]
+    assert e["ram_bytes"] == s["ram_bytes"] - s["components"]["vectors"]  # the original vectors stay on disk
+    assert "vectors" not in e["resident"] and "quantized" in e["resident"]
+    from cortex.plan.report import plan_page
+
+    assert "derived from int8&#x27;s build" in plan_page(d)
+
+
+def test_a_trial_on_the_shared_unindexed_copy_is_the_trial_on_its_own_load(tmp_path):
+    """Edge applies a candidate's HNSW, quantization and on-disk settings when the copied shard is opened with them:
+    the same shard as loading the sample under them (vector bytes, quantized copy, settings), measured the same way;
+    and the heap probe forks from the probe server (not a new interpreter)."""
+    from cortex.plan import experiment as ex
+    from cortex.plan.inventory import Sample
+    from cortex.plan.tune import candidates
+
+    x = _clustered(800, 32, seed=4)
+    smp = Sample(x, list(range(len(x))), [None] * len(x))
+    qs = x[:30] + 0.01
+    truth = ex.exact_topk(x, qs, 10, "cosine")
+    cand = {c.name: c for c in candidates("c", 32, "cosine")}["int8-ondisk"]
+    raws = ex.load_raw(cand, smp, 400, tmp_path)
+    assert set(raws) == {400, 800} and raws[800][1] >= raws[400][1] > 0
+    ex.start_probe_server()
+    try:
+        own = ex.run_trial(cand, smp, qs, truth, tmp_path / "own", keep=True)
+        cp = ex.run_trial(cand, smp, qs, truth, tmp_path / "copy", keep=True, raw=raws[800])
+        assert ex._ProbeServer.proc is not None and ex._ProbeServer.proc.poll() is None  # the server answered
+    finally:
+        ex.stop_probe_server()
+    assert cp.load_seconds == round(raws[800][1], 3) and cp.indexed == own.indexed == 800
+    for c in ("vectors", "quantized", "payload", "id_tracker"):
+        assert cp.disk[c] == own.disk[c], c
+    assert cp.wal_bytes == own.wal_bytes  # copied sparse: the preallocated WAL is not allocated whole
+    for d in (tmp_path / "own", tmp_path / "copy"):
+        cfg = json.loads((d / "int8-ondisk" / "s" / "edge_config.json").read_text())
+        assert cfg["vectors"][""]["on_disk"] is True and cfg["quantization_config"]["scalar"]["type"] == "int8"
+    assert min(s.recall for s in cp.searches) > 0.8 and isinstance(cp.rss_anon_bytes, int)
+
+
+def test_defaults_build_time_is_grown_as_the_reference_build_grew():
+    from cortex.plan.estimate import grown
+    from cortex.plan.experiment import TrialResult
+
+    def t(points, load, wall, cpu):
+        return TrialResult("t", points, load, wall, cpu, {}, 0, 0, 0)
+
+    g = grown(t(10_000, 1.0, 2.0, 3.0), ref_half=t(10_000, 1.0, 1.0, 1.5), ref_full=t(20_000, 2.0, 3.0, 4.5))
+    assert g.points == 20_000 and g.load_seconds == 2.0  # the load is linear in points
+    assert g.build_cpu_seconds == pytest.approx(9.0)  # 3.0 CPU s x the reference's x3 growth
+    assert g.build_seconds == pytest.approx(6.0)  # at the defaults' own parallelism (1.5 cores)
 
 
 def test_optimize_for_picks_the_cheapest_by_time_memory_or_both():

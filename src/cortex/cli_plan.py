@@ -128,8 +128,12 @@ def _print(d: dict[str, Any]) -> None:
             best[r["candidate"]] = r
     for name, est in d["estimates"].items():
         r = best.get(name)
-        cells = ((f"{r['recall']:.3f}", f"{r['p50_ms']:.2f}", f"{r['build_seconds']:.1f}") if r
-                 else ("-", "-", "not built"))
+        built = f"{r['build_seconds']:.1f}" if r and not r.get("derived_from") else ""
+        if r and r.get("derived_from"):
+            built = f"= {r['derived_from']}'s"
+        elif r and r.get("sample_points") and r["sample_points"] < d["sample"]:
+            built += f" ({r['sample_points']:,} pts)"
+        cells = (f"{r['recall']:.3f}", f"{r['p50_ms']:.2f}", built) if r else ("-", "-", "not built")
         e.add_row(name, human_bytes(est["ram_bytes"]), human_bytes(est["disk_bytes"]), *cells)
     e.add_row("the guide's formula", f"{human_bytes(g['total_bytes'])} (x1.5: {human_bytes(g['recommended_bytes'])})",
               "-", "-", "-", "-")

@@ -6,7 +6,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,16 @@ from cortex.errors import CortexError, SourceError
 from cortex.parity import add_noise
 from cortex.plan import estimate as est
 from cortex.plan import tune
-from cortex.plan.experiment import Candidate, exact_topk, run_trial
+from cortex.plan.experiment import (
+    Candidate,
+    TrialResult,
+    exact_topk,
+    load_raw,
+    raw_key,
+    run_trial,
+    start_probe_server,
+    stop_probe_server,
+)
 from cortex.plan.inventory import Sample, scan
 from cortex.sources import SourceOptions, open_source
 
@@ -76,11 +85,25 @@ def plan(source: str, *, source_type: str | None = None, options: SourceOptions 
          workdir: str | None = None, seed: int = 0, batch_size: int = 2000, progress: Any = None,
          on_event: Event | None = None) -> PlanResult:
     """Measure ``source`` and write the tuned collection config (``output``, YAML) the other commands read."""
-    say = on_event or (lambda _m: None)
     if sample < 100:
         raise CortexError(f"--sample {sample}: use at least 100 points (20,000 is the default)")
     tune.candidates("x", 1, "cosine", only=candidates)  # an unknown --candidates name fails before the long read
     tune.choose([], min_recall, optimize_for)  # so does a bad --optimize-for
+    start_probe_server()  # the heap probes' fork server: it imports in the background while the source is read
+    try:
+        return _plan(source, source_type=source_type, options=options, collection=collection, sample=sample,
+                     min_recall=min_recall, k=k, num_queries=num_queries, noise=noise, quick=quick,
+                     candidates=candidates, optimize_for=optimize_for, measure_all=measure_all, output=output,
+                     workdir=workdir, seed=seed, batch_size=batch_size, progress=progress, on_event=on_event)
+    finally:
+        stop_probe_server()
+
+
+def _plan(source: str, *, source_type: str | None, options: SourceOptions | None, collection: str | None,
+          sample: int, min_recall: float, k: int, num_queries: int, noise: float, quick: bool,
+          candidates: list[str] | None, optimize_for: str, measure_all: bool, output: str | None,
+          workdir: str | None, seed: int, batch_size: int, progress: Any, on_event: Event | None) -> PlanResult:
+    say = on_event or (lambda _m: None)
     t_start = time.perf_counter()
     phases: dict[str, float] = {}
     with open_source(source, source_type, options) as src:
@@ -106,28 +129,46 @@ def plan(source: str, *, source_type: str | None = None, options: SourceOptions 
     own_dir = workdir is None
     wd = Path(tempfile.mkdtemp(prefix="cortex-plan-")) if own_dir else Path(workdir)
     wd.mkdir(parents=True, exist_ok=True)
-    trials = []
+    trials: list[TrialResult] = []
     estimates: dict[str, dict[str, Any]] = {}
+    sib = tune.siblings(cands)  # on-disk variants: no build of their own, their in-RAM sibling's figures
+    built = [c for c in cands if c.name not in sib]
     # the half-sample build (fixed costs, how build time and recall change with size): the cheap int8 build
-    ref = next((c for c in cands if c.name == "int8"), cands[0])
+    ref = next((c for c in built if c.name == "int8"), next((c for c in built if c.name != "defaults"), built[0]))
+    # Qdrant's defaults (the baseline, a float32 build: the slowest) are built on the half sample only, when another
+    # candidate gives the fixed costs; their build time at the full sample is projected with that candidate's growth
+    base_half = ref.name != "defaults"
+    k_ = min(k, n)
     try:
         half_n = n // 2
         half = Sample(smp.vectors[:half_n], smp.ids[:half_n], smp.payloads[:half_n])
-        truth_half = exact_topk(half.vectors, queries, min(k, n), distance)
+        truth_half = exact_topk(half.vectors, queries, k_, distance)
         phases["ground_truth"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
-        say(f"[0/{len(cands)}] {ref.name} on {half_n:,} points (fixed costs and how build time and recall grow) ...")
-        half_trial = run_trial(ref, half, queries, truth_half, wd, k=min(k, n), payload_indexes=indexes,
-                               label=f"{ref.name}@{half_n}")
+        say(f"[0/{len(built)}] {ref.name} on {half_n:,} points (fixed costs and how build time and recall grow) ...")
+        raws: dict[str, dict[int, tuple[Path, float]]] = {}
+
+        def raw(c: Candidate, points: int) -> tuple[Path, float]:  # the sample loaded once per vector datatype
+            if raw_key(c) not in raws:
+                raws[raw_key(c)] = load_raw(c, smp, half_n, wd)
+            return raws[raw_key(c)][points]
+
+        half_trial = run_trial(ref, half, queries, truth_half, wd, k=k_, payload_indexes=indexes,
+                               label=f"{ref.name}@{half_n}", latency_queries=0, raw=raw(ref, half_n))
         halves = {tune.graph_key(ref): half_trial}
-        for c in cands:  # one half-sample build per graph setting: how its recall falls as the graph grows
-            if c.tune and tune.graph_key(c) not in halves:
+        heaps = {_layout(ref, half_n): half_trial.rss_anon_bytes}
+        for c in built:  # one half-sample build per graph setting: how its recall falls as the graph grows
+            if c.tune and tune.graph_key(c) not in halves and not (base_half and c.name == "defaults"):
                 say(f"      {c.name} on {half_n:,} points (how its recall falls as the graph grows) ...")
-                halves[tune.graph_key(c)] = run_trial(c, half, queries, truth_half, wd, k=min(k, n),
-                                                      label=f"{c.name}@{half_n}", heap_probe=False)
-        for i, c in enumerate(cands, 1):
-            say(f"[{i}/{len(cands)}] {c.name}: loading {n:,} sample points and building the index ...")
-            tr = run_trial(c, smp, queries, truth, wd, k=min(k, n), payload_indexes=indexes)
+                halves[tune.graph_key(c)] = run_trial(c, half, queries, truth_half, wd, k=k_,
+                                                      label=f"{c.name}@{half_n}", heap_probe=False, latency_queries=0,
+                                                      raw=raw(c, half_n))
+        for i, c in enumerate(built, 1):
+            on = half if base_half and c.name == "defaults" else smp
+            say(f"[{i}/{len(built)}] {c.name}: loading {len(on.ids):,} sample points and building the index ...")
+            tr = run_trial(c, on, queries, truth_half if on is half else truth, wd, k=k_, payload_indexes=indexes,
+                           heap=heaps.get(_layout(c, len(on.ids))), raw=raw(c, len(on.ids)))
+            heaps.setdefault(_layout(c, len(on.ids)), tr.rss_anon_bytes)
             best = max(tr.searches, key=lambda s: s.recall)
             say(f"      load {tr.load_seconds:.1f} s, build {tr.build_seconds:.1f} s, best recall@{k} "
                 f"{best.recall:.3f} ({_p(best.params)})")
@@ -135,20 +176,36 @@ def plan(source: str, *, source_type: str | None = None, options: SourceOptions 
     finally:
         if own_dir:
             shutil.rmtree(wd, ignore_errors=True)
+        else:
+            for d in wd.glob("raw-*"):
+                shutil.rmtree(d, ignore_errors=True)
     phases["experiments"] = round(time.perf_counter() - t0, 3)
     by = {t.name: t for t in trials}
+    for od, ram_sib in sib.items():
+        by[od] = replace(by[ram_sib], name=od, derived_from=ram_sib)
     ref_full = by[ref.name]
     fixed = est.fit_fixed(ref_full, half_trial)
     wal = max(t.wal_bytes for t in trials)
-    for c, tr in zip(cands, trials, strict=True):
-        estimates[c.name] = est.project(tr, c.config, fixed, total, wal)
+    for c in cands:
+        estimates[c.name] = est.project(by[c.name], c.config, fixed, total, wal)
+        if c.name in sib:
+            estimates[c.name]["derived"] = (f"derived from {sib[c.name]}'s build (the same graph and quantized "
+                                            "search + rescore; the original vectors stay on disk, not in RAM)")
     for c in tune.derived(name, inv.dim, distance, cands):
         estimates[c.name] = est.derive(estimates["defaults"], c.name, c.config, inv.dim)
     vbytes = total * inv.dim * 4
-    per = {t.name: est.time_estimate(t, total, inv.rows_per_second, vbytes) for t in trials}
-    rows = tune.options(trials, cands, estimates, {nm: t["total_seconds"] for nm, t in per.items()})
-    growth_est, growth = tune.miss_growth([(halves[tune.graph_key(c)], by[c.name]) for c in cands
-                                           if tune.graph_key(c) in halves], nq * min(k, n))
+    per = {nm: est.time_estimate(t, total, inv.rows_per_second, vbytes) for nm, t in by.items()}
+    if base_half:  # the defaults' full-sample build from the reference's growth
+        per["defaults"] = est.time_estimate(est.grown(by["defaults"], half_trial, ref_full), total,
+                                            inv.rows_per_second, vbytes)
+        per["defaults"]["scaling"] = (f"built on {half_n:,} points (half the sample), grown to {n:,} as "
+                                      f"{ref.name}'s build grew ({half_trial.build_cpu_seconds:.1f} -> "
+                                      f"{ref_full.build_cpu_seconds:.1f} CPU s); " + per["defaults"]["scaling"])
+    rows = tune.options([by[c.name] for c in cands], cands, estimates,
+                        {nm: t["total_seconds"] for nm, t in per.items()})
+    growth_est, growth = tune.miss_growth([(halves[tune.graph_key(c)], by[c.name]) for c in built
+                                           if tune.graph_key(c) in halves and by[c.name].points > half_n],
+                                          nq * k_)
     proj = {c.name: tune.project_recall(by[c.name], total, growth) for c in cands}
     for r in rows:
         r["projected_recall"] = proj.get(r["candidate"], {}).get(r["search"].get("hnsw_ef"), r["recall"])
@@ -180,6 +237,13 @@ def plan(source: str, *, source_type: str | None = None, options: SourceOptions 
         miss_growth={"estimate": round(growth_est, 3), "used": round(growth, 3)})
     result.seconds = round(time.perf_counter() - t_start, 3)
     return result
+
+
+def _layout(c: Candidate, points: int) -> str:
+    """What the open shard's heap depends on (not ef_construct: the graph's size is set by m)."""
+    v, q = c.config.vectors, c.config.quantization
+    return f"{points}/{c.config.hnsw.m if c.config.hnsw else None}/{v.datatype}/{v.on_disk}/" \
+           f"{q.model_dump_json() if q else None}"
 
 
 def _p(params: dict[str, Any]) -> str:

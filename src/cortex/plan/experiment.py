@@ -18,7 +18,7 @@ import numpy as np
 
 from cortex.collection_config import CollectionConfig, HnswConfig, Optimizers, SearchParams
 from cortex.plan.inventory import Sample
-from cortex.targets.edge import EdgeTarget
+from cortex.targets.edge import CONFIG_FILE, EdgeTarget
 
 COMPONENTS = ("vectors", "quantized", "hnsw", "payload", "payload_index", "id_tracker", "other")
 
@@ -56,6 +56,9 @@ class TrialResult:
     indexed: int = 0
     segments: int = 0
     seconds: float = 0.0  # the whole trial: load, build, the fresh-process heap probe and the queries
+    # not built: the figures of this in-RAM sibling's build (an on-disk variant: same graph, same quantized search
+    # and rescore, so the same results; its RAM and disk are projected under its own settings)
+    derived_from: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,8 +149,15 @@ def exact_topk(vectors: np.ndarray, queries: np.ndarray, k: int, distance: str) 
 
 def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.ndarray, workdir: Path, *,
               k: int = 10, batch_size: int = 500, payload_indexes: dict[str, Any] | None = None,
-              keep: bool = False, label: str | None = None, heap_probe: bool = True) -> TrialResult:
-    """Build the sample's collection under ``cand`` in ``workdir`` and measure it."""
+              keep: bool = False, label: str | None = None, heap_probe: bool = True, heap: int | None = None,
+              latency_queries: int | None = 100, probe_queries: int = 32,
+              raw: tuple[Path, float] | None = None) -> TrialResult:
+    """Build the sample's collection under ``cand`` in ``workdir`` and measure it. Recall is over every query;
+    latency over the first ``latency_queries`` (one at a time; the rest go in one batch per search, and with 0 the
+    batch's mean time per query stands for p50 / p95; None: all). The heap comes from a fresh process that opens
+    the shard and runs ``probe_queries`` queries per search (``heap_probe``), or is ``heap`` when given (measured
+    on a build of the same memory layout), else the in-process delta. ``raw``: (a shard holding ``sample`` loaded
+    with indexing deferred, its load seconds) from :func:`load_raw`, copied instead of loading the sample again."""
     cfg = experimental(cand.config)
     root = workdir / cand.name
     shutil.rmtree(root, ignore_errors=True)
@@ -155,13 +165,17 @@ def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.nd
     n = len(sample.ids)
     t_start = time.perf_counter()
     try:
-        t0 = time.perf_counter()
-        tgt.create_collection("s", cfg.vectors.size, cfg.vectors.distance, defer_indexing=True, config=cfg)
-        for lo in range(0, n, batch_size):
-            hi = min(n, lo + batch_size)
-            tgt.upsert("s", sample.ids[lo:hi], sample.vectors[lo:hi], _payloads(sample.payloads[lo:hi]))
-        tgt.flush("s")
-        load = time.perf_counter() - t0
+        if raw is not None:  # the loaded, not yet indexed sample: its copy is indexed under this candidate
+            root.mkdir(parents=True)
+            copy_shard(raw[0], root / "s")
+            (root / "s" / CONFIG_FILE).write_text(cfg.model_dump_json(exclude_none=True))
+            load = raw[1]
+        else:
+            t0 = time.perf_counter()
+            tgt.create_collection("s", cfg.vectors.size, cfg.vectors.distance, defer_indexing=True, config=cfg)
+            _upsert(tgt, sample, 0, n, batch_size)
+            tgt.flush("s")
+            load = time.perf_counter() - t0
         for fld, idx in (payload_indexes or {}).items():
             tgt.create_payload_index("s", fld, idx.type, is_tenant=bool(idx.is_tenant))
         t0, c0 = time.perf_counter(), cpu_seconds()
@@ -171,21 +185,28 @@ def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.nd
         tgt.close()
         disk = disk_components(root / "s")
         wal = disk.pop("wal")
-        heap = heap_in_fresh_process(root, cand.searches, queries, k) if heap_probe else None
+        if heap is None and heap_probe:
+            heap = heap_in_fresh_process(root, cand.searches, queries[:max(1, probe_queries)], k)
         a0, f0 = rss()
         tgt = EdgeTarget(root)
         tgt.count("s")
         pos = {pid: i for i, pid in enumerate(sample.ids)}
+        nl = len(queries) if latency_queries is None else min(latency_queries, len(queries))
         results = []
         for sp in cand.searches:
             tgt.search("s", queries[:5], k, params=sp)  # warm-up
             lat = []
-            got = []
-            for i in range(len(queries)):
+            res = []
+            for i in range(nl):
                 t = time.perf_counter()
-                res = tgt.search("s", queries[i:i + 1], k, params=sp)[0]
+                res += tgt.search("s", queries[i:i + 1], k, params=sp)
                 lat.append(time.perf_counter() - t)
-                got.append([pos.get(pid, -1) for pid, _ in res])
+            if nl < len(queries):
+                t = time.perf_counter()
+                res += tgt.search("s", queries[nl:], k, params=sp)
+                if not lat:
+                    lat = [(time.perf_counter() - t) / (len(queries) - nl)]
+            got = [[pos.get(pid, -1) for pid, _ in r] for r in res]
             rec = float(np.mean([len(set(g) & set(t.tolist())) / k for g, t in zip(got, truth, strict=True)]))
             ms = np.asarray(lat) * 1000
             results.append(SearchResult(params=sp.model_dump(exclude_none=True), recall=round(rec, 4),
@@ -204,6 +225,59 @@ def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.nd
         tgt.close()
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def raw_key(cand: Candidate) -> str:
+    """Candidates whose unindexed sample shard is the same (Edge refuses another vector datatype on load)."""
+    return cand.config.vectors.datatype or "float32"
+
+
+def load_raw(cand: Candidate, sample: Sample, half: int, workdir: Path, *, batch_size: int = 500
+             ) -> dict[int, tuple[Path, float]]:
+    """Load ``sample`` into embedded Qdrant once, indexing deferred, keeping a copy of the shard after its first
+    ``half`` points: {points: (shard directory, load seconds)} for ``half`` and all of it. Each trial indexes a
+    copy under its own settings (Edge applies HNSW, quantization and on-disk settings when the shard is opened
+    with them), so the sample is loaded once, not once per candidate. The shard is created plain (no quantization,
+    default HNSW, vectors in RAM) in ``cand``'s vector datatype."""
+    plain = cand.config.vectors.model_copy(update={"on_disk": None})
+    cfg = experimental(cand.config.model_copy(update={"vectors": plain, "quantization": None, "hnsw": None}))
+    root = workdir / f"raw-{raw_key(cand)}"
+    shutil.rmtree(root, ignore_errors=True)
+    tgt = EdgeTarget(root)
+    n = len(sample.ids)
+    try:
+        t0 = time.perf_counter()
+        tgt.create_collection("s", cfg.vectors.size, cfg.vectors.distance, defer_indexing=True, config=cfg)
+        _upsert(tgt, sample, 0, half, batch_size)
+        tgt.flush("s")
+        t_half = time.perf_counter() - t0
+        tgt.close()
+        copy_shard(root / "s", root / "half")
+        t0 = time.perf_counter()
+        _upsert(tgt, sample, half, n, batch_size)
+        tgt.flush("s")
+        t_full = t_half + time.perf_counter() - t0
+    finally:
+        tgt.close()
+    return {half: (root / "half", t_half), n: (root / "s", t_full)}
+
+
+def copy_shard(src: Path, dst: Path) -> None:
+    """Copy a closed shard directory, keeping its files sparse (the WAL and payload files are preallocated: a plain
+    copy would allocate them whole and change the measured disk)."""
+    import subprocess
+
+    try:
+        subprocess.run(["cp", "-a", "--sparse=always", str(src), str(dst)], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(src, dst)
+
+
+def _upsert(tgt: EdgeTarget, sample: Sample, lo: int, hi: int, batch_size: int) -> None:
+    for a in range(lo, hi, batch_size):
+        b = min(hi, a + batch_size)
+        tgt.upsert("s", sample.ids[a:b], sample.vectors[a:b], _payloads(sample.payloads[a:b]))
 
 
 _HEAP_PROBE = """
@@ -226,20 +300,129 @@ print(max(0, a1 - a0))
 """
 
 
+_PROBE_SERVER = """
+import json, os, sys
+import numpy as np, qdrant_edge
+from cortex.collection_config import SearchParams
+from cortex.plan.experiment import rss
+from cortex.targets.edge import EdgeTarget
+print("ready", flush=True)
+for line in sys.stdin:
+    req = json.loads(line)
+    pid = os.fork()
+    if pid == 0:  # the child: this process never opened a shard, so the heap it measures is the shard's own
+        try:
+            qs = np.load(req["queries"])
+            a0, _ = rss()
+            t = EdgeTarget(req["root"])
+            t.count("s")
+            for p in req["params"]:
+                sp = SearchParams.model_validate_json(p)
+                for i in range(len(qs)):
+                    t.search("s", qs[i:i + 1], req["k"], params=sp)
+            a1, _ = rss()
+            t.close()
+            print(max(0, a1 - a0), flush=True)
+        except BaseException:
+            print("error", flush=True)
+        os._exit(0)
+    if os.waitpid(pid, 0)[1] != 0:  # killed before it answered
+        print("error", flush=True)
+"""
+
+
+class _ProbeServer:
+    """A Python process that imported the engine and never opens a shard; each probe is a fork of it (a fresh heap,
+    without a new interpreter's start and imports, ~0.5 s each)."""
+
+    proc: Any = None
+    ready = False
+
+    @classmethod
+    def start(cls) -> None:
+        import os
+        import subprocess
+        import sys
+
+        if cls.proc is not None and cls.proc.poll() is None:
+            return
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
+                                                            os.environ.get("PYTHONPATH", "")])}
+        try:
+            cls.proc = subprocess.Popen([sys.executable, "-c", _PROBE_SERVER], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        except OSError:
+            cls.proc = None
+
+    @classmethod
+    def probe(cls, req: dict[str, Any]) -> int | None:
+        import json
+
+        p = cls.proc
+        if p is None or p.poll() is not None:
+            return None
+        try:
+            if not cls.ready:  # its imports done
+                cls.ready = p.stdout.readline().strip() == "ready"
+            p.stdin.write(json.dumps(req) + "\n")
+            p.stdin.flush()
+            return int(p.stdout.readline().strip())
+        except (OSError, ValueError):
+            cls.stop()
+            return None
+
+    @classmethod
+    def stop(cls) -> None:
+        import subprocess
+
+        p, cls.proc, cls.ready = cls.proc, None, False
+        if p is not None:
+            try:
+                p.stdin.close()
+                p.wait(30)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                p.kill()
+                p.wait()
+
+
+def start_probe_server() -> None:
+    """Start (in the background: it imports while the caller works) the process the heap probes fork from."""
+    _ProbeServer.start()
+
+
+def stop_probe_server() -> None:
+    _ProbeServer.stop()
+
+
 def heap_in_fresh_process(root: Path, searches: list[SearchParams], queries: np.ndarray, k: int) -> int | None:
     """Anonymous memory the open, queried shard adds, measured in a new process: in this one, heap freed by
-    earlier trials is reused and hides it. None when the probe cannot run (the in-process delta is used)."""
+    earlier trials is reused and hides it. A fork of the probe server (:func:`start_probe_server`) when it runs,
+    else a new interpreter. None when the probe cannot run (the in-process delta is used)."""
+    params = [sp.model_dump_json(exclude_none=True) for sp in searches]
+    qs = np.asarray(queries, dtype=np.float32)
+    if _ProbeServer.proc is not None:
+        qfile = root / "queries.npy"
+        np.save(qfile, qs)
+        try:
+            got = _ProbeServer.probe({"root": str(root), "queries": str(qfile), "k": k, "params": params})
+        finally:
+            qfile.unlink(missing_ok=True)
+        if got is not None:
+            return got
+    return _heap_in_new_interpreter(root, params, qs, k)
+
+
+def _heap_in_new_interpreter(root: Path, params: list[str], queries: np.ndarray, k: int) -> int | None:
     import os
     import subprocess
     import sys
 
     qfile = root / "queries.npy"
-    np.save(qfile, np.asarray(queries, dtype=np.float32))
+    np.save(qfile, queries)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
                                                         os.environ.get("PYTHONPATH", "")])}
     try:
-        p = subprocess.run([sys.executable, "-c", _HEAP_PROBE, str(root), str(qfile), str(k),
-                            *[sp.model_dump_json(exclude_none=True) for sp in searches]],
+        p = subprocess.run([sys.executable, "-c", _HEAP_PROBE, str(root), str(qfile), str(k), *params],
                            capture_output=True, text=True, env=env, timeout=600)
         return int(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else None
     except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):

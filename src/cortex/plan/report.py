@@ -8,6 +8,13 @@ from cortex.plan.estimate import human_bytes
 from cortex.report import kv_table, note, page, plots, section, status, svg_bars, svg_lines, table
 
 
+def measured_on(r: dict[str, Any]) -> str:
+    """Where an option's figures come from: its own build (on how many points), or its in-RAM sibling's."""
+    if r.get("derived_from"):
+        return f"derived from {r['derived_from']}'s build"
+    return f"built on {r['sample_points']:,} points" if r.get("sample_points") else "built"
+
+
 def plan_page(d: dict[str, Any]) -> str:
     inv = d["inventory"]
     parts = []
@@ -65,12 +72,16 @@ def plan_page(d: dict[str, Any]) -> str:
         svg_bars(ram, f"projected RAM, {points:,} points", "GiB", label=lambda v: f"{v:.2f}"))))
     opt_rows = [(r["candidate"], r["search"].get("hnsw_ef"), str(r["search"].get("quantization") or "–"),
                  r["recall"], r.get("projected_recall"), r["p50_ms"], r["p95_ms"], r["build_seconds"],
-                 human_bytes(r["ram_bytes"]),
+                 human_bytes(r["ram_bytes"]), measured_on(r),
                  "chosen" if d["chosen"] and r == d["chosen"] else "") for r in d["options"]]
     parts.append(section("Candidates", table(("candidate", "hnsw_ef", "quantization search", "recall@10 (sample)",
                                               "recall@10 (projected)", "p50 ms", "p95 ms", "sample build s",
-                                              "projected RAM", ""), opt_rows),
-                         note("projected recall: the sample's minus the loss measured from half the sample to all of "
-                              "it, extrapolated per doubling to the full count (HNSW recall at a fixed ef falls as "
-                              "the graph grows).")))
+                                              "projected RAM", "measured", ""), opt_rows),
+                         note("projected recall: the sample's miss rate (1 - recall) times the growth of the miss "
+                              "rate per doubling of the graph (pooled over the builds at half and all of the sample, "
+                              "at its upper bound), per doubling to the full count. \"derived from X's build\": an "
+                              "on-disk variant shares its in-RAM sibling's graph and quantized search + rescore, so "
+                              "its recall, latency and build are the sibling's and only RAM and disk are projected "
+                              "under its own settings. Qdrant's defaults (the baseline) are built on half the "
+                              "sample; their build time is grown to the full sample as the reference build's grew.")))
     return page(f"cortex plan: {d['collection']}", f"{d['source']} · min recall {d['min_recall']}", parts)

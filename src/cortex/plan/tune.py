@@ -104,7 +104,8 @@ def options(trials: list[TrialResult], cands: list[Candidate], estimates: dict[s
                          "p95_ms": s.p95_ms, "build_seconds": t.build_seconds,
                          "build_cpu_seconds": t.build_cpu_seconds, "ram_bytes": est.get("ram_bytes"),
                          "disk_bytes": est.get("disk_bytes"), "ready_seconds": (ready or {}).get(t.name),
-                         "tunable": by_name[t.name].tune})
+                         "tunable": by_name[t.name].tune, "sample_points": t.points,
+                         "derived_from": t.derived_from})
     return rows
 
 
@@ -113,6 +114,18 @@ def graph_key(c: Candidate) -> str:
     one half-sample build for the recall projection."""
     h, q = c.config.hnsw, c.config.quantization
     return f"{h.m if h else None}/{h.ef_construct if h else None}/{q.model_dump_json() if q else None}"
+
+
+def siblings(cands: list[Candidate]) -> dict[str, str]:
+    """On-disk candidate -> its in-RAM sibling among ``cands`` (the same config but for ``vectors.on_disk``): the
+    same graph searched the same way (quantized, rescored with the original vectors, which are the same bytes in RAM
+    or mapped from disk), so it needs no build of its own; its RAM and disk are projected from the sibling's."""
+    def key(c: Candidate) -> str:
+        return c.config.model_copy(update={"vectors": c.config.vectors.model_copy(update={"on_disk": None})}
+                                   ).model_dump_json(exclude_none=True)
+
+    in_ram = {key(c): c.name for c in cands if not c.config.vectors.on_disk}
+    return {c.name: in_ram[key(c)] for c in cands if c.config.vectors.on_disk and key(c) in in_ram}
 
 
 def miss_growth(pairs: list[tuple[TrialResult, TrialResult]], slots: int) -> tuple[float, float]:
