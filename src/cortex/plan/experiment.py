@@ -280,26 +280,6 @@ def _upsert(tgt: EdgeTarget, sample: Sample, lo: int, hi: int, batch_size: int) 
         tgt.upsert("s", sample.ids[a:b], sample.vectors[a:b], _payloads(sample.payloads[a:b]))
 
 
-_HEAP_PROBE = """
-import sys, numpy as np, qdrant_edge
-from cortex.collection_config import SearchParams
-from cortex.plan.experiment import rss
-from cortex.targets.edge import EdgeTarget
-root, qfile, k, params = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
-qs = np.load(qfile)
-a0, _ = rss()
-t = EdgeTarget(root)
-t.count("s")
-for p in params:
-    sp = SearchParams.model_validate_json(p)
-    for i in range(len(qs)):
-        t.search("s", qs[i:i + 1], k, params=sp)
-a1, _ = rss()
-t.close()
-print(max(0, a1 - a0))
-"""
-
-
 _PROBE_SERVER = """
 import json, os, sys
 import numpy as np, qdrant_edge
@@ -340,17 +320,14 @@ class _ProbeServer:
 
     @classmethod
     def start(cls) -> None:
-        import os
         import subprocess
         import sys
 
         if cls.proc is not None and cls.proc.poll() is None:
             return
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
-                                                            os.environ.get("PYTHONPATH", "")])}
         try:
             cls.proc = subprocess.Popen([sys.executable, "-c", _PROBE_SERVER], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_probe_env())
         except OSError:
             cls.proc = None
 
@@ -412,18 +389,25 @@ def heap_in_fresh_process(root: Path, searches: list[SearchParams], queries: np.
     return _heap_in_new_interpreter(root, params, qs, k)
 
 
-def _heap_in_new_interpreter(root: Path, params: list[str], queries: np.ndarray, k: int) -> int | None:
+def _probe_env() -> dict[str, str]:
     import os
+
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
+                                                        os.environ.get("PYTHONPATH", "")])}
+
+
+def _heap_in_new_interpreter(root: Path, params: list[str], queries: np.ndarray, k: int) -> int | None:
+    """The probe server's script run for one request (a new interpreter: slower, the same figure)."""
+    import json
     import subprocess
     import sys
 
     qfile = root / "queries.npy"
     np.save(qfile, queries)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
-                                                        os.environ.get("PYTHONPATH", "")])}
+    req = json.dumps({"root": str(root), "queries": str(qfile), "k": k, "params": params}) + "\n"
     try:
-        p = subprocess.run([sys.executable, "-c", _HEAP_PROBE, str(root), str(qfile), str(k), *params],
-                           capture_output=True, text=True, env=env, timeout=600)
+        p = subprocess.run([sys.executable, "-c", _PROBE_SERVER], input=req, capture_output=True, text=True,
+                           env=_probe_env(), timeout=600)
         return int(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else None
     except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
         return None
