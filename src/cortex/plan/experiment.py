@@ -171,11 +171,7 @@ def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.nd
             (root / "s" / CONFIG_FILE).write_text(cfg.model_dump_json(exclude_none=True))
             load = raw[1]
         else:
-            t0 = time.perf_counter()
-            tgt.create_collection("s", cfg.vectors.size, cfg.vectors.distance, defer_indexing=True, config=cfg)
-            _upsert(tgt, sample, 0, n, batch_size)
-            tgt.flush("s")
-            load = time.perf_counter() - t0
+            load = _create_and_load(tgt, cfg, sample, n, batch_size)
         for fld, idx in (payload_indexes or {}).items():
             tgt.create_payload_index("s", fld, idx.type, is_tenant=bool(idx.is_tenant))
         t0, c0 = time.perf_counter(), cpu_seconds()
@@ -246,11 +242,7 @@ def load_raw(cand: Candidate, sample: Sample, half: int, workdir: Path, *, batch
     tgt = EdgeTarget(root)
     n = len(sample.ids)
     try:
-        t0 = time.perf_counter()
-        tgt.create_collection("s", cfg.vectors.size, cfg.vectors.distance, defer_indexing=True, config=cfg)
-        _upsert(tgt, sample, 0, half, batch_size)
-        tgt.flush("s")
-        t_half = time.perf_counter() - t0
+        t_half = _create_and_load(tgt, cfg, sample, half, batch_size)
         tgt.close()
         copy_shard(root / "s", root / "half")
         t0 = time.perf_counter()
@@ -272,6 +264,15 @@ def copy_shard(src: Path, dst: Path) -> None:
     except (OSError, subprocess.CalledProcessError):
         shutil.rmtree(dst, ignore_errors=True)
         shutil.copytree(src, dst)
+
+
+def _create_and_load(tgt: EdgeTarget, cfg: CollectionConfig, sample: Sample, n: int, batch_size: int) -> float:
+    """Create collection "s" (indexing deferred) and load the first ``n`` sample points; the seconds it took."""
+    t0 = time.perf_counter()
+    tgt.create_collection("s", cfg.vectors.size, cfg.vectors.distance, defer_indexing=True, config=cfg)
+    _upsert(tgt, sample, 0, n, batch_size)
+    tgt.flush("s")
+    return time.perf_counter() - t0
 
 
 def _upsert(tgt: EdgeTarget, sample: Sample, lo: int, hi: int, batch_size: int) -> None:
