@@ -128,12 +128,15 @@ def _print(d: dict[str, Any]) -> None:
             best[r["candidate"]] = r
     for name, est in d["estimates"].items():
         r = best.get(name)
-        built = f"{r['build_seconds']:.1f}" if r and not r.get("derived_from") else ""
-        if r and r.get("derived_from"):
-            built = f"= {r['derived_from']}'s"
-        elif r and r.get("sample_points") and r["sample_points"] < d["sample"]:
-            built += f" ({r['sample_points']:,} pts)"
-        cells = (f"{r['recall']:.3f}", f"{r['p50_ms']:.2f}", built) if r else ("-", "-", "not built")
+        if r is None:
+            cells: tuple[str, ...] = ("-", "-", "not built")
+        else:
+            if r.get("derived_from"):
+                built = f"= {r['derived_from']}'s"
+            else:
+                pts = r.get("sample_points") or d["sample"]
+                built = f"{r['build_seconds']:.1f}" + (f" ({pts:,} pts)" if pts < d["sample"] else "")
+            cells = (f"{r['recall']:.3f}", f"{r['p50_ms']:.2f}", built)
         e.add_row(name, human_bytes(est["ram_bytes"]), human_bytes(est["disk_bytes"]), *cells)
     e.add_row("the guide's formula", f"{human_bytes(g['total_bytes'])} (x1.5: {human_bytes(g['recommended_bytes'])})",
               "-", "-", "-", "-")

@@ -135,7 +135,6 @@ def time_estimate(trial: TrialResult, total: int, read_rate: float | None, vecto
         "load_seconds": round(load, 1) if load is not None else None,
         "build_seconds": round(build, 1),
         "total_seconds": round((load or 0) + build, 1),
-        "build_fixed_seconds": 0.0,  # pure n log n: no fixed part
         "build_cpu_seconds": round(build_cpu, 1),
         "build_parallelism": round(parallel, 2),
         "indexed": not unindexed,
