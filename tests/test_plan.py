@@ -376,3 +376,31 @@ def test_time_estimate_scales_the_candidates_own_build_as_n_log_n_and_adds_read_
     assert e["load_seconds"] == pytest.approx(200_000 / 10_000 + 200_000 / 40_000, abs=0.1)  # load + read
     small = time_estimate(t, 1_000, read_rate=None, vector_bytes=1_000 * 768 * 4)  # under the indexing threshold
     assert small["build_seconds"] == 0.0 and not small["indexed"]
+
+
+def test_a_dearer_graph_is_built_only_when_the_cheaper_one_falls_short(tmp_path):
+    """int8 at ef_construct 100 has int8-ef32's graph size (same RAM and disk) and a dearer build, so it can only
+    be chosen when int8-ef32 misses the recall goal: by default it is built only then (so is its on-disk twin's
+    figures); its estimate is int8-ef32's under its own settings."""
+    from cortex import api
+    from cortex.plan.tune import candidates, dominated, siblings
+
+    cands = candidates("c", 32, "cosine")
+    assert dominated([c for c in cands if c.name not in siblings(cands)]) == {"int8": "int8-ef32"}
+    assert dominated([c for c in candidates("c", 32, "cosine", quick=True)]) == {}
+    np.save(tmp_path / "v.npy", _clustered(1200, 32, seed=3))
+    met = api.plan(str(tmp_path / "v.npy"), sample=400, num_queries=40, min_recall=0.5).to_dict()
+    assert [t["name"] for t in met["trials"]] == ["int8-ef32@200", "defaults", "int8-ef32"]
+    assert met["chosen"]["candidate"] in ("int8-ef32", "int8-ef32-ondisk")
+    assert {r["candidate"] for r in met["options"]} == {"defaults", "int8-ef32", "int8-ef32-ondisk"}
+    for name, twin in (("int8", "int8-ef32"), ("int8-ondisk", "int8-ef32-ondisk")):
+        e, t = met["estimates"][name], met["estimates"][twin]
+        assert e["derived"].startswith("not built: int8-ef32 ") and (e["ram_bytes"], e["disk_bytes"]) == \
+               (t["ram_bytes"], t["disk_bytes"])
+    assert met["estimates"]["int8-ondisk"]["ram_bytes"] < met["estimates"]["int8"]["ram_bytes"]
+    # a goal nothing meets: int8-ef32 falls short, so int8 (half and full sample) is built and measured too
+    short = api.plan(str(tmp_path / "v.npy"), sample=400, num_queries=40, min_recall=1.01).to_dict()
+    assert [t["name"] for t in short["trials"]] == ["int8-ef32@200", "int8@200", "defaults", "int8-ef32", "int8"]
+    assert not short["ok"] and "int8" in {r["candidate"] for r in short["options"]}
+    assert "derived" not in short["estimates"]["int8"]
+    assert short["estimates"]["int8-ondisk"]["derived"].startswith("derived from int8's build")

@@ -39,7 +39,9 @@ def plan(
                      ] = False,
     measure_all: Annotated[bool, typer.Option("--all", help="Also build int8-m8, int8-ef64, m32, float16 and "
                                               "binary on the sample (by default m32, float16 and binary are "
-                                              "estimated from the defaults' measured components, not built).")
+                                              "estimated from the defaults' measured components, not built), and "
+                                              "int8 even when int8-ef32 (the same memory, a cheaper build) meets "
+                                              "the recall goal.")
                      ] = False,
     candidates: Annotated[str | None, typer.Option("--candidates", help="Comma-separated candidates to measure "
                                                    "(defaults, int8, int8-ef32, int8-ondisk, int8-ef32-ondisk, "

@@ -130,11 +130,14 @@ def _plan(source: str, *, source_type: str | None, options: SourceOptions | None
     wd = Path(tempfile.mkdtemp(prefix="cortex-plan-")) if own_dir else Path(workdir)
     wd.mkdir(parents=True, exist_ok=True)
     trials: list[TrialResult] = []
-    estimates: dict[str, dict[str, Any]] = {}
     sib = tune.siblings(cands)  # on-disk variants: no build of their own, their in-RAM sibling's figures
     built = [c for c in cands if c.name not in sib]
-    # the half-sample build (fixed costs, how build time and recall change with size): the cheap int8 build
-    ref = next((c for c in built if c.name == "int8"), next((c for c in built if c.name != "defaults"), built[0]))
+    # a dearer variant of a cheaper graph (int8 at ef_construct 100 behind 32) is built only when the cheaper one
+    # falls short of the recall goal; everything is built when the candidates are named, or with --all
+    later = {} if (measure_all or candidates) else tune.dominated(built)
+    first = [c for c in built if c.name not in later]
+    # the half-sample build (fixed costs, how build time and recall change with size): the cheapest int8 build
+    ref = next((c for c in first if c.name == "int8"), next((c for c in first if c.name != "defaults"), first[0]))
     # Qdrant's defaults (the baseline, a float32 build: the slowest) are built on the half sample only, when another
     # candidate gives the fixed costs; their build time at the full sample is projected with that candidate's growth
     base_half = ref.name != "defaults"
@@ -145,7 +148,7 @@ def _plan(source: str, *, source_type: str | None, options: SourceOptions | None
         truth_half = exact_topk(half.vectors, queries, k_, distance)
         phases["ground_truth"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
-        say(f"[0/{len(built)}] {ref.name} on {half_n:,} points (fixed costs and how build time and recall grow) ...")
+        say(f"[0/{len(first)}] {ref.name} on {half_n:,} points (fixed costs and how build time and recall grow) ...")
         raws: dict[str, dict[int, tuple[Path, float]]] = {}
 
         def raw(c: Candidate, points: int) -> tuple[Path, float]:  # the sample loaded once per vector datatype
@@ -157,22 +160,39 @@ def _plan(source: str, *, source_type: str | None, options: SourceOptions | None
                                label=f"{ref.name}@{half_n}", latency_queries=0, raw=raw(ref, half_n))
         halves = {tune.graph_key(ref): half_trial}
         heaps = {_layout(ref, half_n): half_trial.rss_anon_bytes}
-        for c in built:  # one half-sample build per graph setting: how its recall falls as the graph grows
-            if c.tune and tune.graph_key(c) not in halves and not (base_half and c.name == "defaults"):
-                say(f"      {c.name} on {half_n:,} points (how its recall falls as the graph grows) ...")
-                halves[tune.graph_key(c)] = run_trial(c, half, queries, truth_half, wd, k=k_,
-                                                      label=f"{c.name}@{half_n}", heap_probe=False, latency_queries=0,
-                                                      raw=raw(c, half_n))
-        for i, c in enumerate(built, 1):
-            on = half if base_half and c.name == "defaults" else smp
-            say(f"[{i}/{len(built)}] {c.name}: loading {len(on.ids):,} sample points and building the index ...")
-            tr = run_trial(c, on, queries, truth_half if on is half else truth, wd, k=k_, payload_indexes=indexes,
-                           heap=heaps.get(_layout(c, len(on.ids))), raw=raw(c, len(on.ids)))
-            heaps.setdefault(_layout(c, len(on.ids)), tr.rss_anon_bytes)
-            best = max(tr.searches, key=lambda s: s.recall)
-            say(f"      load {tr.load_seconds:.1f} s, build {tr.build_seconds:.1f} s, best recall@{k} "
-                f"{best.recall:.3f} ({_p(best.params)})")
-            trials.append(tr)
+
+        def measure(todo: list[Candidate]) -> None:
+            for c in todo:  # one half-sample build per graph setting: how its recall falls as the graph grows
+                if c.tune and tune.graph_key(c) not in halves and not (base_half and c.name == "defaults"):
+                    say(f"      {c.name} on {half_n:,} points (how its recall falls as the graph grows) ...")
+                    halves[tune.graph_key(c)] = run_trial(c, half, queries, truth_half, wd, k=k_,
+                                                          label=f"{c.name}@{half_n}", heap_probe=False,
+                                                          latency_queries=0, raw=raw(c, half_n))
+            for i, c in enumerate(todo, 1):
+                on = half if base_half and c.name == "defaults" else smp
+                say(f"[{i}/{len(todo)}] {c.name}: loading {len(on.ids):,} sample points and building the index ...")
+                tr = run_trial(c, on, queries, truth_half if on is half else truth, wd, k=k_,
+                               payload_indexes=indexes, heap=heaps.get(_layout(c, len(on.ids))),
+                               raw=raw(c, len(on.ids)))
+                heaps.setdefault(_layout(c, len(on.ids)), tr.rss_anon_bytes)
+                best = max(tr.searches, key=lambda s: s.recall)
+                say(f"      load {tr.load_seconds:.1f} s, build {tr.build_seconds:.1f} s, best recall@{k} "
+                    f"{best.recall:.3f} ({_p(best.params)})")
+                trials.append(tr)
+
+        def evaluate() -> _Evaluation:
+            return _evaluate(cands, sib, later, trials, halves, half_trial, ref, base_half, total, inv, name,
+                             nq * k_, min_recall, optimize_for)
+
+        measure(first)
+        ev = evaluate()
+        short = sorted({d for d in later.values() if not ev.meets(d, min_recall)})
+        if short:
+            say(f"      {', '.join(short)} fell short of recall@{k} {min_recall}: building "
+                f"{', '.join(b for b, d in later.items() if d in short)} too ...")
+            later = {b: d for b, d in later.items() if d not in short}
+            measure([c for c in built if c.name not in later and c.name not in {t.name for t in trials}])
+            ev = evaluate()
     finally:
         if own_dir:
             shutil.rmtree(wd, ignore_errors=True)
@@ -180,36 +200,7 @@ def _plan(source: str, *, source_type: str | None, options: SourceOptions | None
             for d in wd.glob("raw-*"):
                 shutil.rmtree(d, ignore_errors=True)
     phases["experiments"] = round(time.perf_counter() - t0, 3)
-    by = {t.name: t for t in trials}
-    for od, ram_sib in sib.items():
-        by[od] = replace(by[ram_sib], name=od, derived_from=ram_sib)
-    ref_full = by[ref.name]
-    fixed = est.fit_fixed(ref_full, half_trial)
-    wal = max(t.wal_bytes for t in trials)
-    for c in cands:
-        estimates[c.name] = est.project(by[c.name], c.config, fixed, total, wal)
-        if c.name in sib:
-            estimates[c.name]["derived"] = (f"derived from {sib[c.name]}'s build (the same graph and quantized "
-                                            "search + rescore; the original vectors stay on disk, not in RAM)")
-    for c in tune.derived(name, inv.dim, distance, cands):
-        estimates[c.name] = est.derive(estimates["defaults"], c.name, c.config, inv.dim)
-    vbytes = total * inv.dim * 4
-    per = {nm: est.time_estimate(t, total, inv.rows_per_second, vbytes) for nm, t in by.items()}
-    if base_half:  # the defaults' full-sample build from the reference's growth
-        per["defaults"] = est.time_estimate(est.grown(by["defaults"], half_trial, ref_full), total,
-                                            inv.rows_per_second, vbytes)
-        per["defaults"]["scaling"] = (f"built on {half_n:,} points (half the sample), grown to {n:,} as "
-                                      f"{ref.name}'s build grew ({half_trial.build_cpu_seconds:.1f} -> "
-                                      f"{ref_full.build_cpu_seconds:.1f} CPU s); " + per["defaults"]["scaling"])
-    rows = tune.options([by[c.name] for c in cands], cands, estimates,
-                        {nm: t["total_seconds"] for nm, t in per.items()})
-    growth_est, growth = tune.miss_growth([(halves[tune.graph_key(c)], by[c.name]) for c in built
-                                           if tune.graph_key(c) in halves and by[c.name].points > half_n],
-                                          nq * k_)
-    proj = {c.name: tune.project_recall(by[c.name], total, growth) for c in cands}
-    for r in rows:
-        r["projected_recall"] = proj.get(r["candidate"], {}).get(r["search"].get("hnsw_ef"), r["recall"])
-    pick, reason = tune.choose(rows, min_recall, optimize_for)
+    estimates, per, rows, pick, reason = ev.estimates, ev.per, ev.rows, ev.pick, ev.reason
     times = {"defaults": per["defaults"]}
     cfg_dict = None
     chosen_cand: Candidate | None = None
@@ -234,7 +225,7 @@ def _plan(source: str, *, source_type: str | None, options: SourceOptions | None
         trials=[t.to_dict() for t in [*halves.values(), *trials]], options=rows, chosen=pick, reason=reason,
         config=cfg_dict,
         output=output if pick is not None else None, phases=phases, warnings=list(inv.warnings),
-        miss_growth={"estimate": round(growth_est, 3), "used": round(growth, 3)})
+        miss_growth={"estimate": round(ev.growth[0], 3), "used": round(ev.growth[1], 3)})
     result.seconds = round(time.perf_counter() - t_start, 3)
     return result
 
@@ -268,3 +259,66 @@ def _write(path: str, cfg: ConfigFile, inv: Any, pick: dict[str, Any], reason: s
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text("\n".join(head) + "\n" + dump_config(cfg), encoding="utf-8")
+
+
+@dataclass
+class _Evaluation:
+    estimates: dict[str, dict[str, Any]]
+    per: dict[str, dict[str, Any]]  # candidate -> projected load + build time
+    rows: list[dict[str, Any]]
+    pick: dict[str, Any] | None
+    reason: str
+    growth: tuple[float, float]  # the miss rate's growth per doubling: the pooled estimate, the bound used
+
+    def meets(self, candidate: str, min_recall: float) -> bool:
+        return any(r["candidate"] == candidate and r["projected_recall"] >= min_recall for r in self.rows)
+
+
+def _evaluate(cands: list[Candidate], sib: dict[str, str], later: dict[str, str], trials: list[TrialResult],
+              halves: dict[str, TrialResult], half_trial: TrialResult, ref: Candidate, base_half: bool, total: int,
+              inv: Any, name: str, slots: int, min_recall: float, optimize_for: str) -> _Evaluation:
+    """What the builds so far say: the full count's RAM, disk and time per candidate, every option's projected
+    recall, and the choice. A candidate not built (``later``, and its on-disk sibling) gets its cheaper twin's RAM
+    and disk under its own settings, and no option."""
+    by = {t.name: t for t in trials}
+    for od, ram_sib in sib.items():
+        if ram_sib in by:
+            by[od] = replace(by[ram_sib], name=od, derived_from=ram_sib)
+    ref_full = by[ref.name]
+    fixed = est.fit_fixed(ref_full, half_trial)
+    wal = max(t.wal_bytes for t in trials)
+    estimates: dict[str, dict[str, Any]] = {}
+    for c in cands:
+        if c.name in by:
+            estimates[c.name] = est.project(by[c.name], c.config, fixed, total, wal)
+            if c.name in sib:
+                estimates[c.name]["derived"] = (f"derived from {sib[c.name]}'s build (the same graph and quantized "
+                                                "search + rescore; the original vectors stay on disk, not in RAM)")
+            continue
+        twin = later[sib.get(c.name, c.name)]
+        estimates[c.name] = est.project(by[twin], c.config, fixed, total, wal)
+        estimates[c.name]["derived"] = (f"not built: {twin} (the same graph size, a cheaper build) met the recall "
+                                        f"goal, so {c.name} could not be cheaper; its RAM and disk are {twin}'s "
+                                        "under its own settings (plan --all builds it)")
+    for c in tune.derived(name, inv.dim, inv.distance["distance"], cands):
+        estimates[c.name] = est.derive(estimates["defaults"], c.name, c.config, inv.dim)
+    vbytes = total * inv.dim * 4
+    per = {nm: est.time_estimate(t, total, inv.rows_per_second, vbytes) for nm, t in by.items()}
+    if base_half:  # the defaults' full-sample build from the reference's growth
+        per["defaults"] = est.time_estimate(est.grown(by["defaults"], half_trial, ref_full), total,
+                                            inv.rows_per_second, vbytes)
+        per["defaults"]["scaling"] = (f"built on {half_trial.points:,} points (half the sample), grown to "
+                                      f"{ref_full.points:,} as {ref.name}'s build grew "
+                                      f"({half_trial.build_cpu_seconds:.1f} -> {ref_full.build_cpu_seconds:.1f} "
+                                      "CPU s); " + per["defaults"]["scaling"])
+    measured = [c for c in cands if c.name in by]
+    rows = tune.options([by[c.name] for c in measured], measured, estimates,
+                        {nm: t["total_seconds"] for nm, t in per.items()})
+    growth = tune.miss_growth([(halves[tune.graph_key(c)], by[c.name]) for c in measured
+                               if c.name not in sib and tune.graph_key(c) in halves
+                               and by[c.name].points > half_trial.points], slots)
+    proj = {c.name: tune.project_recall(by[c.name], total, growth[1]) for c in measured}
+    for r in rows:
+        r["projected_recall"] = proj.get(r["candidate"], {}).get(r["search"].get("hnsw_ef"), r["recall"])
+    pick, reason = tune.choose(rows, min_recall, optimize_for)
+    return _Evaluation(estimates, per, rows, pick, reason, growth)

@@ -39,6 +39,7 @@ class SearchResult:
     p50_ms: float
     p95_ms: float
     mean_ms: float
+    seconds: float = 0.0  # all of this search's queries (timed one at a time and batched) and its warm-up
 
 
 @dataclass
@@ -190,6 +191,7 @@ def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.nd
         nl = len(queries) if latency_queries is None else min(latency_queries, len(queries))
         results = []
         for sp in cand.searches:
+            t_sp = time.perf_counter()
             tgt.search("s", queries[:5], k, params=sp)  # warm-up
             lat = []
             res = []
@@ -208,7 +210,8 @@ def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.nd
             results.append(SearchResult(params=sp.model_dump(exclude_none=True), recall=round(rec, 4),
                                         p50_ms=round(float(np.percentile(ms, 50)), 3),
                                         p95_ms=round(float(np.percentile(ms, 95)), 3),
-                                        mean_ms=round(float(ms.mean()), 3)))
+                                        mean_ms=round(float(ms.mean()), 3),
+                                        seconds=round(time.perf_counter() - t_sp, 3)))
         a1, f1 = rss()
         return TrialResult(name=label or cand.name, points=n, load_seconds=round(load, 3),
                            build_seconds=round(build, 3), build_cpu_seconds=round(build_cpu, 3),

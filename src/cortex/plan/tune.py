@@ -128,6 +128,26 @@ def siblings(cands: list[Candidate]) -> dict[str, str]:
     return {c.name: in_ram[key(c)] for c in cands if c.config.vectors.on_disk and key(c) in in_ram}
 
 
+def dominated(built: list[Candidate]) -> dict[str, str]:
+    """Candidate -> the cheaper one among ``built`` that makes building it pointless as long as that one meets the
+    recall goal: the same settings but a lower ef_construct. The graph's size is set by m, so RAM and disk are the
+    same, and the build is cheaper, so it is cheaper under every ``--optimize-for``; the dearer one can only win
+    when the cheaper one falls short of the recall goal (then it is built)."""
+    def key(c: Candidate) -> str:
+        h = c.config.hnsw.model_copy(update={"ef_construct": None}) if c.config.hnsw else None
+        return c.config.model_copy(update={"hnsw": h}).model_dump_json(exclude_none=True)
+
+    def ef(c: Candidate) -> int:
+        return (c.config.hnsw.ef_construct if c.config.hnsw else None) or 100
+
+    out = {}
+    for b in built:
+        cheaper = [a for a in built if a.tune and key(a) == key(b) and ef(a) < ef(b)]
+        if b.tune and b.name != "defaults" and cheaper:
+            out[b.name] = min(cheaper, key=ef).name
+    return out
+
+
 def miss_growth(pairs: list[tuple[TrialResult, TrialResult]], slots: int) -> tuple[float, float]:
     """How much HNSW's miss rate (1 - recall) at a fixed hnsw_ef grows when the graph doubles: the misses of every
     (half-sample build, full-sample build) pair of the same settings, at every hnsw_ef, pooled (one pair's few
