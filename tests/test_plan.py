@@ -32,6 +32,15 @@ def _jsonl(path, rows):
     return path
 
 
+def _deferred_ef_only_where_needed(d):
+    """hnsw_ef 512 is measured (on the shard its trial kept) only for a candidate whose lower hnsw_ef all fall short
+    of the recall goal; never on the half-sample builds."""
+    for t in d["trials"]:
+        efs = [s["params"]["hnsw_ef"] for s in t["searches"]]
+        met = any(r["projected_recall"] >= d["min_recall"] for r in d["options"] if r["candidate"] == t["name"])
+        assert efs == ([64, 128, 256] if "@" in t["name"] or met else [64, 128, 256, 512]), t["name"]
+
+
 def test_inventory_counts_ids_duplicates_bad_vectors_and_schema(tmp_path):
     x = vectors(400, 8, seed=1)
     u = str(uuid.UUID(int=5))
@@ -123,7 +132,8 @@ def test_plan_writes_a_config_meeting_the_recall_goal(planned):
     for t in out["trials"]:
         assert t["build_seconds"] > 0 and t["disk"]["vectors"] >= t["points"] * 32 * 4 and not t["derived_from"]
         assert t["indexed"] == t["points"]  # the sample was really indexed (HNSW), not searched exactly
-        assert len(t["searches"]) == 4 and all(0 < s["recall"] <= 1 for s in t["searches"])
+        assert all(0 < s["recall"] <= 1 for s in t["searches"])
+    _deferred_ef_only_where_needed(out)
     assert out["trials"][1]["disk"]["quantized"] > 0 and out["trials"][2]["disk"]["quantized"] == 0
     # the sample was loaded once: every trial of a size reports the same load
     assert out["trials"][0]["load_seconds"] == out["trials"][2]["load_seconds"]
@@ -256,7 +266,9 @@ def test_on_disk_variants_are_derived_from_their_in_ram_siblings_build(tmp_path)
     d = res.to_dict()
     assert [t["name"] for t in d["trials"]] == ["int8@200", "defaults", "int8"]  # no build for int8-ondisk
     rows = {(r["candidate"], r["search"]["hnsw_ef"]): r for r in d["options"]}
-    for ef in (64, 128, 256, 512):
+    efs = sorted(ef for nm, ef in rows if nm == "int8")
+    assert efs == sorted(ef for nm, ef in rows if nm == "int8-ondisk") and efs[:3] == [64, 128, 256]
+    for ef in efs:
         a, b = rows[("int8", ef)], rows[("int8-ondisk", ef)]
         assert b["derived_from"] == "int8" and a["derived_from"] is None
         assert (b["recall"], b["p50_ms"], b["build_seconds"], b["projected_recall"], b["ready_seconds"]) == \
@@ -359,6 +371,10 @@ def test_recall_projection_extrapolates_the_pooled_miss_rate_growth_per_doubling
     assert project_recall(a_full, 20_000, g)[64] == 0.97  # the full count is the sample: as measured
     assert miss_growth([(a_full, a_half)], 2000)[0] == 1.0  # fewer misses on the bigger graph: growth taken as 1
     assert miss_growth([(trial(10, {64: 1.0}), trial(20, {64: 1.0}))], 2000) == (1.0, 1.0)  # no miss at all
+    # pairs match by hnsw_ef: a search measured on one side only (512, deferred, on the full build) is left out
+    a_deeper = trial(20_000, {64: 0.97, 128: 0.996, 512: 0.9})
+    assert miss_growth([(a_half, a_deeper), (b_half, b_full)], slots=2000) == (g, hi)
+    assert miss_growth([(trial(10_000, {128: 0.999}), a_full)], 2000)[0] == pytest.approx(0.004 / 0.001)
 
 
 def test_time_estimate_scales_the_candidates_own_build_as_n_log_n_and_adds_read_and_load_times():
@@ -391,6 +407,9 @@ def test_a_dearer_graph_is_built_only_when_the_cheaper_one_falls_short(tmp_path)
     np.save(tmp_path / "v.npy", _clustered(1200, 32, seed=3))
     met = api.plan(str(tmp_path / "v.npy"), sample=400, num_queries=40, min_recall=0.5).to_dict()
     assert [t["name"] for t in met["trials"]] == ["int8-ef32@200", "defaults", "int8-ef32"]
+    # the goal is met below hnsw_ef 512: no build measured it
+    assert all([s["params"]["hnsw_ef"] for s in t["searches"]] == [64, 128, 256] for t in met["trials"])
+    assert {r["search"]["hnsw_ef"] for r in met["options"]} == {64, 128, 256}
     assert met["chosen"]["candidate"] in ("int8-ef32", "int8-ef32-ondisk")
     assert {r["candidate"] for r in met["options"]} == {"defaults", "int8-ef32", "int8-ef32-ondisk"}
     for name, twin in (("int8", "int8-ef32"), ("int8-ondisk", "int8-ef32-ondisk")):
@@ -399,8 +418,32 @@ def test_a_dearer_graph_is_built_only_when_the_cheaper_one_falls_short(tmp_path)
                (t["ram_bytes"], t["disk_bytes"])
     assert met["estimates"]["int8-ondisk"]["ram_bytes"] < met["estimates"]["int8"]["ram_bytes"]
     # a goal nothing meets: int8-ef32 falls short, so int8 (half and full sample) is built and measured too
-    short = api.plan(str(tmp_path / "v.npy"), sample=400, num_queries=40, min_recall=1.01).to_dict()
+    wd = tmp_path / "wd"
+    short = api.plan(str(tmp_path / "v.npy"), sample=400, num_queries=40, min_recall=1.01, workdir=str(wd)).to_dict()
     assert [t["name"] for t in short["trials"]] == ["int8-ef32@200", "int8@200", "defaults", "int8-ef32", "int8"]
-    assert not short["ok"] and "int8" in {r["candidate"] for r in short["options"]}
+    assert not short["ok"] and short["chosen"] is None and "int8" in {r["candidate"] for r in short["options"]}
+    # nothing meets it at any hnsw_ef: every tunable candidate was searched at 512 too (its on-disk sibling copies
+    # the rows), the half-sample builds stopped at 256; the shards kept for it are gone
+    _deferred_ef_only_where_needed(short)
+    assert {r["candidate"] for r in short["options"] if r["search"]["hnsw_ef"] == 512} == \
+           {"defaults", "int8-ef32", "int8", "int8-ef32-ondisk", "int8-ondisk"}
     assert "derived" not in short["estimates"]["int8"]
     assert short["estimates"]["int8-ondisk"]["derived"].startswith("derived from int8's build")
+    assert all(s["recall"] > 0.5 for t in short["trials"] for s in t["searches"])  # searched the kept shards
+    assert list(wd.iterdir()) == []
+
+
+def test_the_shards_kept_for_the_deferred_searches_are_removed_on_an_interrupt(tmp_path, monkeypatch):
+    from cortex import api
+    from cortex.plan import commands
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    np.save(tmp_path / "v.npy", _clustered(1200, 32, seed=3))
+    monkeypatch.setattr(commands, "measure_kept", interrupted)
+    wd = tmp_path / "wd"
+    with pytest.raises(KeyboardInterrupt):
+        api.plan(str(tmp_path / "v.npy"), sample=400, num_queries=40, min_recall=1.01, candidates=["int8"],
+                 workdir=str(wd))
+    assert list(wd.iterdir()) == []

@@ -152,13 +152,15 @@ def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.nd
               k: int = 10, batch_size: int = 500, payload_indexes: dict[str, Any] | None = None,
               keep: bool = False, label: str | None = None, heap_probe: bool = True, heap: int | None = None,
               latency_queries: int | None = 100, probe_queries: int = 32,
-              raw: tuple[Path, float] | None = None) -> TrialResult:
-    """Build the sample's collection under ``cand`` in ``workdir`` and measure it. Recall is over every query;
-    latency over the first ``latency_queries`` (one at a time; the rest go in one batch per search, and with 0 the
-    batch's mean time per query stands for p50 / p95; None: all). The heap comes from a fresh process that opens
-    the shard and runs ``probe_queries`` queries per search (``heap_probe``), or is ``heap`` when given (measured
-    on a build of the same memory layout), else the in-process delta. ``raw``: (a shard holding ``sample`` loaded
-    with indexing deferred, its load seconds) from :func:`load_raw`, copied instead of loading the sample again."""
+              raw: tuple[Path, float] | None = None, searches: list[SearchParams] | None = None) -> TrialResult:
+    """Build the sample's collection under ``cand`` in ``workdir`` and measure ``searches`` (default: all the
+    candidate's) on it; ``keep``: the shard stays, for :func:`measure_kept`. Recall is over every query; latency
+    over the first ``latency_queries`` (one at a time; the rest go in one batch per search, and with 0 the batch's
+    mean time per query stands for p50 / p95; None: all). The heap comes from a fresh process that opens the shard
+    and runs ``probe_queries`` queries under each of the candidate's searches (``heap_probe``), or is ``heap`` when
+    given (measured on a build of the same memory layout), else the in-process delta. ``raw``: (a shard holding
+    ``sample`` loaded with indexing deferred, its load seconds) from :func:`load_raw`, copied instead of loading the
+    sample again."""
     cfg = experimental(cand.config)
     root = workdir / cand.name
     shutil.rmtree(root, ignore_errors=True)
@@ -187,31 +189,8 @@ def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.nd
         a0, f0 = rss()
         tgt = EdgeTarget(root)
         tgt.count("s")
-        pos = {pid: i for i, pid in enumerate(sample.ids)}
-        nl = len(queries) if latency_queries is None else min(latency_queries, len(queries))
-        results = []
-        for sp in cand.searches:
-            t_sp = time.perf_counter()
-            tgt.search("s", queries[:5], k, params=sp)  # warm-up
-            lat = []
-            res = []
-            for i in range(nl):
-                t = time.perf_counter()
-                res += tgt.search("s", queries[i:i + 1], k, params=sp)
-                lat.append(time.perf_counter() - t)
-            if nl < len(queries):
-                t = time.perf_counter()
-                res += tgt.search("s", queries[nl:], k, params=sp)
-                if not lat:
-                    lat = [(time.perf_counter() - t) / (len(queries) - nl)]
-            got = [[pos.get(pid, -1) for pid, _ in r] for r in res]
-            rec = float(np.mean([len(set(g) & set(t.tolist())) / k for g, t in zip(got, truth, strict=True)]))
-            ms = np.asarray(lat) * 1000
-            results.append(SearchResult(params=sp.model_dump(exclude_none=True), recall=round(rec, 4),
-                                        p50_ms=round(float(np.percentile(ms, 50)), 3),
-                                        p95_ms=round(float(np.percentile(ms, 95)), 3),
-                                        mean_ms=round(float(ms.mean()), 3),
-                                        seconds=round(time.perf_counter() - t_sp, 3)))
+        results = measure_searches(tgt, cand.searches if searches is None else searches, sample, queries, truth,
+                                   k=k, latency_queries=latency_queries)
         a1, f1 = rss()
         return TrialResult(name=label or cand.name, points=n, load_seconds=round(load, 3),
                            build_seconds=round(build, 3), build_cpu_seconds=round(build_cpu, 3),
@@ -224,6 +203,51 @@ def run_trial(cand: Candidate, sample: Sample, queries: np.ndarray, truth: np.nd
         tgt.close()
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def measure_searches(tgt: EdgeTarget, searches: list[SearchParams], sample: Sample, queries: np.ndarray,
+                     truth: np.ndarray, *, k: int = 10, latency_queries: int | None = 100) -> list[SearchResult]:
+    """Recall@k and latency of each search on the open collection "s" of ``tgt``: a warm-up, then the first
+    ``latency_queries`` one at a time (timed) and the rest in one batch (see :func:`run_trial`)."""
+    pos = {pid: i for i, pid in enumerate(sample.ids)}
+    nl = len(queries) if latency_queries is None else min(latency_queries, len(queries))
+    results = []
+    for sp in searches:
+        t_sp = time.perf_counter()
+        tgt.search("s", queries[:5], k, params=sp)  # warm-up
+        lat = []
+        res = []
+        for i in range(nl):
+            t = time.perf_counter()
+            res += tgt.search("s", queries[i:i + 1], k, params=sp)
+            lat.append(time.perf_counter() - t)
+        if nl < len(queries):
+            t = time.perf_counter()
+            res += tgt.search("s", queries[nl:], k, params=sp)
+            if not lat:
+                lat = [(time.perf_counter() - t) / (len(queries) - nl)]
+        got = [[pos.get(pid, -1) for pid, _ in r] for r in res]
+        rec = float(np.mean([len(set(g) & set(t.tolist())) / k for g, t in zip(got, truth, strict=True)]))
+        ms = np.asarray(lat) * 1000
+        results.append(SearchResult(params=sp.model_dump(exclude_none=True), recall=round(rec, 4),
+                                    p50_ms=round(float(np.percentile(ms, 50)), 3),
+                                    p95_ms=round(float(np.percentile(ms, 95)), 3),
+                                    mean_ms=round(float(ms.mean()), 3),
+                                    seconds=round(time.perf_counter() - t_sp, 3)))
+    return results
+
+
+def measure_kept(cand: Candidate, searches: list[SearchParams], sample: Sample, queries: np.ndarray,
+                 truth: np.ndarray, workdir: Path, *, k: int = 10, latency_queries: int | None = 100
+                 ) -> list[SearchResult]:
+    """More searches on the shard :func:`run_trial` kept (``keep``) for ``cand`` in ``workdir``, measured the same
+    way as its own."""
+    tgt = EdgeTarget(workdir / cand.name)
+    try:
+        tgt.count("s")
+        return measure_searches(tgt, searches, sample, queries, truth, k=k, latency_queries=latency_queries)
+    finally:
+        tgt.close()
 
 
 def raw_key(cand: Candidate) -> str:

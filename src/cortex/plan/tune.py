@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -18,7 +19,8 @@ from cortex.collection_config import (
 from cortex.errors import CortexError
 from cortex.plan.experiment import Candidate, TrialResult
 
-EFS = (64, 128, 256, 512)  # query-time hnsw_ef measured on every build
+EFS = (64, 128, 256, 512)  # query-time hnsw_ef measured on the builds
+EAGER_EF = 256  # above it, a tunable candidate's searches are measured only when needed: see deferred()
 
 
 def _searches(rescore: QuantizationSearch | None = None, efs: tuple[int, ...] = EFS) -> list[SearchParams]:
@@ -83,6 +85,22 @@ def candidates(name: str, dim: int, distance: str, *, quick: bool = False, only:
     if quick:
         return [c for c in out if c.name in QUICK]
     return out if measure_all else out[:5]
+
+
+def deferred(c: Candidate, measure_all: bool = False) -> list[SearchParams]:
+    """The searches of ``c`` measured only when none at a lower hnsw_ef meets the recall goal (on the shard its trial
+    kept): within one build every option costs the same under every ``--optimize-for`` and the lower hnsw_ef wins
+    the tie, so a higher one can only be chosen then. None with ``measure_all``, nor for an estimate-only
+    candidate."""
+    if measure_all or not c.tune:
+        return []
+    return [s for s in c.searches if (s.hnsw_ef or 0) > EAGER_EF]
+
+
+def eager(c: Candidate, measure_all: bool = False) -> list[SearchParams]:
+    """The searches of ``c`` its trial measures (the rest: :func:`deferred`)."""
+    later = deferred(c, measure_all)
+    return [s for s in c.searches if s not in later]
 
 
 def derived(name: str, dim: int, distance: str, measured: list[Candidate]) -> list[Candidate]:
@@ -152,15 +170,18 @@ def miss_growth(pairs: list[tuple[TrialResult, TrialResult]], slots: int) -> tup
     """How much HNSW's miss rate (1 - recall) at a fixed hnsw_ef grows when the graph doubles: the misses of every
     (half-sample build, full-sample build) pair of the same settings, at every hnsw_ef, pooled (one pair's few
     misses are too noisy: 2 against 16 read as x8 per doubling). Returns (the pooled ratio, its upper bound at two
-    standard errors, the misses counted as Poisson over ``slots`` = queries x k per search). The bound is what the
+    standard errors, the misses counted as Poisson over ``slots`` = queries x k per search). A pair's searches are
+    matched by their parameters; one measured on one side only is left out. The bound is what the
     projection uses: on the bench's data the pooled ratio came out 1.40-1.65 between runs at 10k -> 20k points
     while the growth from 20k to 200k was 1.53-1.70, and the point estimate once projected 0.966 for a 0.9355.
     Never below 1."""
     half = full = 0.0
     for h, f in pairs:
-        for a, b in zip(h.searches, f.searches, strict=False):
-            half += max(0.0, 1 - a.recall)
-            full += max(0.0, 1 - b.recall)
+        on_full = {_key(b.params): b for b in f.searches}
+        for a in h.searches:
+            if (b := on_full.get(_key(a.params))) is not None:
+                half += max(0.0, 1 - a.recall)
+                full += max(0.0, 1 - b.recall)
     if half <= 0:
         return 1.0, 1.0
     g = full / half
@@ -212,6 +233,10 @@ def choose(rows: list[dict[str, Any]], min_recall: float, optimize_for: str = "b
                   f"count), optimized for {optimize_for}: {pick['candidate']} {_params(pick['search'])}, recall "
                   f"{pick['recall']:.3f} on the sample (projected {pick.get('projected_recall', pick['recall']):.3f}), "
                   f"cost {cost(pick)[0]:.2f}x the defaults' ({what})")
+
+
+def _key(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True)
 
 
 def _params(p: dict[str, Any]) -> str:
