@@ -41,7 +41,8 @@ def plan(
                                               "binary on the sample (by default m32, float16 and binary are "
                                               "estimated from the defaults' measured components, not built), and "
                                               "int8 even when int8-ef32 (the same memory, a cheaper build) meets "
-                                              "the recall goal.")
+                                              "the recall goal; search every build at hnsw_ef 512 too (by default "
+                                              "only a candidate falling short of the goal at 256 and below).")
                      ] = False,
     candidates: Annotated[str | None, typer.Option("--candidates", help="Comma-separated candidates to measure "
                                                    "(defaults, int8, int8-ef32, int8-ondisk, int8-ef32-ondisk, "
