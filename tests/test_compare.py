@@ -54,9 +54,9 @@ def test_source_without_search_uses_exact_numpy(tmp_path, qdrant_path):
     assert "streamed" in streamed.ground_truth_how and streamed.old.latency == {} and streamed.qdrant.recall == 1.0
 
 
-def _low_quality_collection(root, x):
+def _low_quality_collection(root, x, distance=q.Distance.Cosine):
     """A collection indexed with a deliberately poor HNSW graph (m=2, ef_construct=4)."""
-    cfg = q.EdgeConfig(vectors=q.EdgeVectorParams(size=x.shape[1], distance=q.Distance.Cosine),
+    cfg = q.EdgeConfig(vectors=q.EdgeVectorParams(size=x.shape[1], distance=distance),
                        hnsw_config=q.HnswIndexConfig(m=2, ef_construct=4, full_scan_threshold=1),
                        optimizers=q.EdgeOptimizersConfig(indexing_threshold=1))
     shard = q.EdgeShard.create(str(root / "c"), cfg)
@@ -83,6 +83,46 @@ def test_low_quality_hnsw_fails_the_recall_gate(cli, tmp_path, qdrant_path):
     assert "<script" not in page and "https://" not in page
     ok = cli(*base, "--min-recall", "0.0", "--json")
     assert ok.exit_code == 0 and json.loads(ok.stdout)["ok"] is True
+
+
+def test_a_brute_force_faiss_index_is_the_ground_truth(tmp_path, qdrant_path):
+    """A flat FAISS index searches by brute force over exactly the vectors migrated: compare takes its results as
+    the ground truth (no exact pass over the source; queries by random access), and Qdrant's recall is the one
+    an exact numpy pass over the same vectors gives."""
+    x = vectors(3000, 32, seed=0)
+    flat = faiss.IndexFlatIP(32)
+    flat.add(x)
+    faiss.write_index(flat, str(tmp_path / "v.index"))
+    np.save(tmp_path / "v.npy", x)
+    _low_quality_collection(qdrant_path, x, distance=q.Distance.Dot)
+    qs = x[:80] + 0.1 * vectors(80, 32, seed=5)
+    brute = compare("c", source=str(tmp_path / "v.index"), path=str(qdrant_path), queries=qs)
+    exact = compare("c", source=str(tmp_path / "v.npy"), path=str(qdrant_path), queries=qs)
+    assert "brute force" in brute.ground_truth_how and "exact dot search in numpy" in exact.ground_truth_how
+    assert brute.old.recall == 1.0 and "also the ground truth" in brute.old.note and brute.source_points == 3000
+    assert brute.qdrant.recall < 0.9  # the poor graph misses: the two ground truths are really compared
+    assert brute.qdrant.recall == pytest.approx(exact.qdrant.recall, abs=2 / 800)  # at most 2 tied slots apart
+    sampled = compare("c", source=str(tmp_path / "v.index"), path=str(qdrant_path), num_queries=100)
+    assert sampled.num_queries == 100 and "brute force" in sampled.ground_truth_how and sampled.old.recall == 1.0
+
+    def brute_force(index, **opts):
+        faiss.write_index(index, str(tmp_path / "o.index"))
+        with open_source(str(tmp_path / "o.index"), None, SourceOptions(**opts)) as src:
+            assert (src.sample_vectors(5, 0) is None) != src.exhaustive_search()
+            return src.exhaustive_search()
+
+    dup = faiss.IndexIDMap2(faiss.IndexFlatIP(32))
+    dup.add_with_ids(x[:10], np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 8], dtype=np.int64))
+    nan = faiss.IndexFlatIP(32)
+    nan.add(np.vstack([x[:9], np.full((1, 32), np.nan, dtype=np.float32)]))
+    ivf = faiss.index_factory(32, "IVF4,Flat", faiss.METRIC_INNER_PRODUCT)
+    ivf.train(x)
+    ivf.add(x)
+    ok = faiss.IndexIDMap2(faiss.IndexFlatL2(32))
+    ok.add_with_ids(x[:10], np.arange(100, 110, dtype=np.int64))
+    assert brute_force(ok) and brute_force(flat)
+    assert not brute_force(dup) and not brute_force(nan) and not brute_force(ivf)
+    assert not brute_force(flat, distance="euclid")  # ranked by another distance than faiss's own
 
 
 def test_filtered_queries_use_a_payload_index(tmp_path, qdrant_path):

@@ -436,6 +436,18 @@ def _source_results(source: Source, queries: np.ndarray, k: int) -> list[tuple[l
     return _in_chunks(one_chunk, queries)
 
 
+def _brute_truth(got: list[tuple[list[Any], np.ndarray]], k: int, distance: str, total: int) -> _Data:
+    """The ground truth from an exhaustive native search's results (best first), shaped as an exact pass's."""
+    keys = np.zeros((len(got), k), dtype=np.uint64)
+    rank = np.full((len(got), k), -np.inf, dtype=np.float32)
+    for i, (ids, scores) in enumerate(got):
+        m = min(k, len(ids))
+        if m:
+            keys[i, :m] = id_keys([map_id(x)[0] for x in ids[:m]])
+            rank[i, :m] = to_rank(np.asarray(scores[:m], dtype=np.float32), distance)
+    return _Data(keys, rank, total, total)
+
+
 def _latency_note(n_lat: int, timed: int, budget: float | None) -> str:
     if timed < n_lat:
         return f"latency measured on {timed} of {n_lat} queries, one at a time (stopped at the {budget:g} s budget)"
@@ -470,16 +482,20 @@ def compare(target: Target, collection: str, source: Source, *, k: int = 10, num
     if sinfo.distance and sinfo.distance != distance:
         warnings.append(f"the source uses {sinfo.distance} distance, the collection {distance}: ground truth "
                         f"uses {distance}; the old system's own search ranks by {sinfo.distance}")
+    # the old system's search is brute force over the very vectors migrated: its results are the ground truth
+    brute = not filter and where is None and sinfo.distance == distance and source.exhaustive_search()
+    kept = None
     if queries is None:
         if num_queries < 1:
             raise SourceError("--num-queries must be at least 1")
         say(f"sampling {num_queries} queries from {source.path} ...")
-        base, kept = sample_and_keep(source, num_queries, dim, id_field, seed, 0.0 if filter else memory_mb)
+        base = source.sample_vectors(num_queries, seed) if brute else None
+        if base is None:
+            base, kept = sample_and_keep(source, num_queries, dim, id_field, seed, 0.0 if filter else memory_mb)
         queries = add_noise(base, noise, np.random.default_rng(seed + 1))
         queries_how = (f"{len(queries)} source vectors sampled uniformly at random (seed {seed}), each plus "
                        f"Gaussian noise of norm {noise:g} x its own norm, so no query is a stored point")
     else:
-        kept = None
         queries = np.asarray(queries, dtype=np.float32)
         queries_how = queries_how or f"{len(queries)} query vectors given by the caller"
     nq = len(queries)
@@ -488,20 +504,29 @@ def compare(target: Target, collection: str, source: Source, *, k: int = 10, num
             if f_ not in info.payload_indexes:
                 say(f"creating a {index_kind(v)} payload index on '{f_}' ...")
                 target.create_payload_index(collection, f_, index_kind(v))
-    native = False
-    if not filter:
+    native = brute
+    if not filter and not brute:
         try:
             source.search(queries[:1], k)
             native = True
         except NotImplementedError:
             native = False
-    say(f"exact ground truth over {source.path} ...")
-    # the old system's own search needs no copy of the vectors in memory (the numpy stand-in does)
-    data = exact_search(source, queries, k, distance, dim, id_field, filter, memory_mb, batches=kept, keep=not native)
+    got = None
+    if brute:
+        say(f"ground truth: {source.kind}'s own brute-force search ...")
+        got = _source_results(source, queries, k)
+        data = _brute_truth(got, k, distance, sinfo.count or 0)
+        gt_how = (f"{source.kind}'s own search, brute force over all {data.total:,} source vectors (a flat index; "
+                  "every vector valid, ids unique): exact")
+    else:
+        say(f"exact ground truth over {source.path} ...")
+        # the old system's own search needs no copy of the vectors in memory (the numpy stand-in does)
+        data = exact_search(source, queries, k, distance, dim, id_field, filter, memory_mb, batches=kept,
+                            keep=not native)
+        gt_how = (f"exact {distance} search in numpy over the {data.total:,} valid source vectors"
+                  + (f" ({data.matching:,} match the filter)" if filter else "")
+                  + (", held in memory" if data.matrix is not None else f", streamed (more than {memory_mb:g} MB)"))
     del kept
-    gt_how = (f"exact {distance} search in numpy over the {data.total:,} valid source vectors"
-              + (f" ({data.matching:,} match the filter)" if filter else "")
-              + (", held in memory" if data.matrix is not None else f", streamed (more than {memory_mb:g} MB)"))
     if filter and data.matching == 0:
         f_, v = next(iter(filter.items()))
         raise SourceError(f"--filter {f_}={v}: no point of {source.path} has payload {f_} == {v!r}; the filter "
@@ -515,12 +540,13 @@ def compare(target: Target, collection: str, source: Source, *, k: int = 10, num
     old_rank: list[np.ndarray]
     n_lat = min(nq, latency_queries)
     if native:
-        got = _source_results(source, queries, k)
+        got = got or _source_results(source, queries, k)
         old_keys = [id_keys([map_id(x)[0] for x in ids]) for ids, _ in got]
         old_rank = [to_rank(np.asarray(sc, dtype=np.float64), distance) for _, sc in got]
         _, lat = _timed(lambda i: source.search(queries[i:i + 1], k), n_lat, budget=latency_budget)
         old = SideResult(method=f"{source.kind} native search", latency=latency_stats(lat),
-                         note=f"{source.kind}'s own search (results in batches of up to {SEARCH_CHUNK} queries); "
+                         note=f"{source.kind}'s own search (results in batches of up to {SEARCH_CHUNK} queries"
+                              + ("; brute force, so also the ground truth" if brute else "") + "); "
                               + _latency_note(n_lat, len(lat), latency_budget))
     else:
         old_keys = list(data.gt_keys)

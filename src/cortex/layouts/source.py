@@ -175,6 +175,14 @@ class LayoutSource(Source):
             return ids, scores
         return [[self.layout.point_id(i) for i in row] for row in ids], scores
 
+    def exhaustive_search(self) -> bool:
+        self.info()
+        return self._identity() and self.inner.exhaustive_search()  # the flat layout: the same ids and vectors
+
+    def sample_vectors(self, n: int, seed: int) -> np.ndarray | None:
+        self.info()
+        return self.inner.sample_vectors(n, seed) if self._identity() else None
+
     def fingerprint(self) -> dict[str, Any]:
         fp = self.inner.fingerprint()
         self.info()

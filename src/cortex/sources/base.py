@@ -239,6 +239,17 @@ class Source(ABC):
         """
         raise NotImplementedError
 
+    def exhaustive_search(self) -> bool:
+        """True when :meth:`search` is exact: brute force over exactly the vectors :meth:`batches` yields (all
+        valid, ids unique), ranked by ``info().distance``. ``compare`` then takes its results as the ground truth
+        and reads no vector beyond its queries (:meth:`sample_vectors`)."""
+        return False
+
+    def sample_vectors(self, n: int, seed: int) -> np.ndarray | None:
+        """``n`` distinct stored vectors chosen uniformly at random by random access (float32, n x dim), or None
+        when the source can only stream them."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release files, connections or temporary copies."""
 

@@ -98,6 +98,7 @@ class FaissSource(Source):
         self._p: _Plan | None = None
         self._meta: dict[str, Any] | None = None
         self._info: SourceInfo | None = None
+        self._brute: bool | None = None
 
     # -- detection and opening -------------------------------------------------------------------------
 
@@ -503,6 +504,44 @@ class FaissSource(Source):
             raise SourceError(f"{self.path}: reading {' > '.join(plan.chain)} failed ({_faiss_msg(e)})") from e
 
     # -- native search -----------------------------------------------------------------------------------
+
+    def exhaustive_search(self) -> bool:
+        """A flat float index (IndexFlat / IP / L2, optionally in an IDMap) read whole: faiss's search is brute
+        force over exactly the vectors :meth:`batches` yields, when all are finite, the ids are unique and
+        unsigned, and the distance is the index's own metric (inner product as dot, L2 as euclid)."""
+        if self.scope is not None:  # one part of the index (cortex.scale): its search covers all of it
+            return False
+        if self._brute is None:
+            self._brute = self._is_brute_force()
+        return self._brute
+
+    def _is_brute_force(self) -> bool:
+        plan = self._plan()
+        faiss = self._faiss()
+        if plan.binary or plan.mode != "flat" or plan.transforms or \
+                type(plan.core).__name__ not in ("IndexFlat", "IndexFlatIP", "IndexFlatL2") or \
+                any(c.startswith("IndexRefine") for c in plan.chain):
+            return False
+        own = {faiss.METRIC_INNER_PRODUCT: "dot", faiss.METRIC_L2: "euclid"}.get(plan.metric)
+        if own is None or self.info().distance != own:
+            return False
+        ids = plan.id_map
+        if ids is not None and len(ids) and (ids.min() < 0 or len(np.unique(ids)) != len(ids)):
+            return False
+        step = max(1, (64 << 20) // (4 * max(plan.dim, 1)))  # 64 MB at a time
+        for lo in range(0, plan.ntotal, step):
+            with np.errstate(over="ignore", invalid="ignore"):
+                if not np.isfinite(plan.core.reconstruct_n(lo, min(step, plan.ntotal - lo)).sum(axis=1)).all():
+                    return False
+        return True
+
+    def sample_vectors(self, n: int, seed: int) -> np.ndarray | None:
+        """``n`` distinct vectors by random access, uniformly (a brute-force index only: every vector valid)."""
+        if not self.exhaustive_search():
+            return None
+        plan = self._plan()
+        pos = np.random.default_rng(seed).choice(plan.ntotal, min(n, plan.ntotal), replace=False)
+        return np.stack([plan.core.reconstruct(int(i)) for i in pos]).astype(np.float32, copy=False)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[list[list[Any]], np.ndarray]:
         """faiss's own search, with nprobe >= min(nlist, 32) and efSearch >= max(64, 2k).
