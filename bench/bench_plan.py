@@ -13,7 +13,8 @@ noise, bench_data.embedding_chunks) in a FAISS IndexIDMap2(Flat, inner product) 
 Prints the ratio Cortex / engine (goal <= 0.5) and the plan's predicted RAM, disk and migrate time
 against what the migrated collection then measures (goal: within 25%). RAM is measured the way the
 plan measures it: the allocated bytes of the components Qdrant keeps resident under the config plus
-the anonymous memory the open collection adds while queried. ``--plan-1m`` also times ``plan`` on
+the anonymous memory a fresh process adds opening the collection and querying it (which holds the
+always_ram quantized copy: counted once). ``--plan-1m`` also times ``plan`` on
 1M x dim (the goal: under 5 minutes); without it that time is projected from this run's read rate.
 """
 
@@ -125,25 +126,43 @@ def cortex(*args: str, cwd: Path) -> tuple[float, dict, int]:
     return round(dt, 1), out, p.returncode
 
 
+_PROBE = """
+import sys
+import numpy as np
+from cortex.collection_config import load_config
+from cortex.plan.experiment import rss
+from cortex.targets.edge import EdgeTarget
+storage, name, plan_yaml, qfile = sys.argv[1:5]
+cfg = load_config(plan_yaml).collection()
+queries = np.load(qfile)
+a0, f0 = rss()
+t = EdgeTarget(storage)
+t.count(name)
+for i in range(len(queries)):
+    t.search(name, queries[i:i + 1], 10, params=cfg.search)
+a1, f1 = rss()
+print(max(0, a1 - a0), max(0, f1 - f0))
+"""
+
+
 def measured_footprint(storage: Path, name: str, plan_yaml: Path, queries: np.ndarray) -> dict:
-    """Disk (allocated) and RAM of the migrated collection, measured as the plan measures its sample."""
+    """Disk (allocated) and RAM of the migrated collection, measured as the plan measures its sample: the
+    resident components' files plus the memory a fresh process adds opening the collection and querying it (the
+    always_ram quantized copy is in that memory, so it is not counted twice)."""
     from cortex.collection_config import load_config
-    from cortex.plan.estimate import resident
-    from cortex.plan.experiment import disk_components, rss
-    from cortex.targets.edge import EdgeTarget
+    from cortex.plan.estimate import in_heap, resident
+    from cortex.plan.experiment import disk_components
 
     cfg = load_config(plan_yaml).collection()
     disk = disk_components(storage / name)
-    a0, f0 = rss()
-    t = EdgeTarget(storage)
-    t.count(name)
-    for i in range(len(queries)):
-        t.search(name, queries[i:i + 1], 10, params=cfg.search)
-    a1, f1 = rss()
-    t.close()
-    ram = sum(disk[c] for c in resident(cfg)) + max(0, a1 - a0)
+    qfile = storage.parent / "probe_queries.npy"
+    np.save(qfile, queries)
+    p = subprocess.run([sys.executable, "-c", _PROBE, str(storage), name, str(plan_yaml), str(qfile)], env=ENV,
+                       capture_output=True, text=True, check=True)
+    anon, file = (int(v) for v in p.stdout.split())
+    ram = sum(disk[c] for c in resident(cfg) - in_heap(cfg)) + anon
     return {"disk_bytes": sum(disk.values()), "ram_bytes": ram, "components": disk,
-            "rss_anon_bytes": max(0, a1 - a0), "rss_file_bytes": max(0, f1 - f0)}
+            "rss_anon_bytes": anon, "rss_file_bytes": file}
 
 
 def pct(pred: float | None, meas: float | None) -> str:
