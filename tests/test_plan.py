@@ -447,3 +447,14 @@ def test_the_shards_kept_for_the_deferred_searches_are_removed_on_an_interrupt(t
         api.plan(str(tmp_path / "v.npy"), sample=400, num_queries=40, min_recall=1.01, candidates=["int8"],
                  workdir=str(wd))
     assert list(wd.iterdir()) == []
+
+
+def test_inventory_norms_in_one_pass_keep_bad_and_huge_vectors_apart(tmp_path):
+    """NaN / infinite rows are counted apart, a zero row is a zero vector, and a finite row whose squared norm
+    overflows float32 is valid with its real norm."""
+    x = vectors(40, 8, seed=2)
+    x[1, 2], x[2, 0], x[3], x[4] = np.nan, -np.inf, 0.0, 3e20
+    np.save(tmp_path / "v.npy", x)
+    inv, _ = scan(open_source(str(tmp_path / "v.npy")), sample=10, batch_size=16)
+    assert (inv.nan_vectors, inv.inf_vectors, inv.zero_vectors, inv.valid) == (1, 1, 1, 38)
+    assert inv.norms["max"] == pytest.approx(3e20 * np.sqrt(8), rel=1e-6)

@@ -98,6 +98,7 @@ class _Norms:
         if not len(norms):
             return
         k = len(norms)
+        norms = norms.astype(np.float64, copy=False)  # a huge (finite) norm's square fits
         bm, bv = float(norms.mean()), float(norms.var())
         delta = bm - self.mean
         tot = self.n + k
@@ -169,12 +170,20 @@ def scan(source: Source, *, sample: int = 20_000, batch_size: int = 2000, seed: 
         if vecs.ndim != 2 or vecs.shape[1] != inv.dim:
             inv.wrong_dim += n
             continue
-        nan = np.isnan(vecs).any(axis=1)
-        inf = np.isinf(vecs).any(axis=1) & ~nan
+        with np.errstate(over="ignore", invalid="ignore"):  # one pass, no n x dim temporary
+            sq = np.einsum("ij,ij->i", vecs, vecs)
+        nan, inf = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        odd = np.flatnonzero(~np.isfinite(sq))  # a NaN or infinite value, or a squared norm past float32's range
+        if len(odd):
+            nan[odd] = np.isnan(vecs[odd]).any(axis=1)
+            inf[odd] = np.isinf(vecs[odd]).any(axis=1) & ~nan[odd]
         inv.nan_vectors += int(nan.sum())
         inv.inf_vectors += int(inf.sum())
         ok &= ~(nan | inf)
-        nrm = np.linalg.norm(np.where(ok[:, None], vecs, 0), axis=1)
+        nrm = np.sqrt(np.where(ok, sq, 0))
+        big = odd[ok[odd]]
+        if len(big):
+            nrm[big] = np.linalg.norm(vecs[big].astype(np.float64), axis=1)
         zero = ok & (nrm == 0)
         inv.zero_vectors += int(zero.sum())
         norms.add(nrm[ok & ~zero])
