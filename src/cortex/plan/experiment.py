@@ -403,18 +403,15 @@ def heap_in_fresh_process(root: Path, searches: list[SearchParams], queries: np.
     """Anonymous memory the open, queried shard adds, measured in a new process: in this one, heap freed by
     earlier trials is reused and hides it. A fork of the probe server (:func:`start_probe_server`) when it runs,
     else a new interpreter. None when the probe cannot run (the in-process delta is used)."""
-    params = [sp.model_dump_json(exclude_none=True) for sp in searches]
-    qs = np.asarray(queries, dtype=np.float32)
-    if _ProbeServer.proc is not None:
-        qfile = root / "queries.npy"
-        np.save(qfile, qs)
-        try:
-            got = _ProbeServer.probe({"root": str(root), "queries": str(qfile), "k": k, "params": params})
-        finally:
-            qfile.unlink(missing_ok=True)
-        if got is not None:
-            return got
-    return _heap_in_new_interpreter(root, params, qs, k)
+    qfile = root / "queries.npy"
+    np.save(qfile, np.asarray(queries, dtype=np.float32))
+    req = {"root": str(root), "queries": str(qfile), "k": k,
+           "params": [sp.model_dump_json(exclude_none=True) for sp in searches]}
+    try:
+        got = _ProbeServer.probe(req) if _ProbeServer.proc is not None else None
+        return got if got is not None else _heap_in_new_interpreter(req)
+    finally:
+        qfile.unlink(missing_ok=True)
 
 
 def _probe_env() -> dict[str, str]:
@@ -424,23 +421,18 @@ def _probe_env() -> dict[str, str]:
                                                         os.environ.get("PYTHONPATH", "")])}
 
 
-def _heap_in_new_interpreter(root: Path, params: list[str], queries: np.ndarray, k: int) -> int | None:
+def _heap_in_new_interpreter(req: dict[str, Any]) -> int | None:
     """The probe server's script run for one request (a new interpreter: slower, the same figure)."""
     import json
     import subprocess
     import sys
 
-    qfile = root / "queries.npy"
-    np.save(qfile, queries)
-    req = json.dumps({"root": str(root), "queries": str(qfile), "k": k, "params": params}) + "\n"
     try:
-        p = subprocess.run([sys.executable, "-c", _PROBE_SERVER], input=req, capture_output=True, text=True,
-                           env=_probe_env(), timeout=600)
+        p = subprocess.run([sys.executable, "-c", _PROBE_SERVER], input=json.dumps(req) + "\n", capture_output=True,
+                           text=True, env=_probe_env(), timeout=600)
         return int(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else None
     except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
         return None
-    finally:
-        qfile.unlink(missing_ok=True)
 
 
 def _payloads(pls: list[dict[str, Any] | None]) -> list[dict[str, Any]] | None:
