@@ -410,7 +410,9 @@ def test_a_dearer_graph_is_built_only_when_the_cheaper_one_falls_short(tmp_path)
     # the goal is met below hnsw_ef 512: no build measured it
     assert all([s["params"]["hnsw_ef"] for s in t["searches"]] == [64, 128, 256] for t in met["trials"])
     assert {r["search"]["hnsw_ef"] for r in met["options"]} == {64, 128, 256}
-    assert met["chosen"]["candidate"] in ("int8-ef32", "int8-ef32-ondisk")
+    # int8-ef32 meets the goal, which is why int8 is not built (which candidate is chosen depends on the measured
+    # load times, so on the machine's load: not asserted)
+    assert met["ok"] and any(r["candidate"] == "int8-ef32" and r["projected_recall"] >= 0.5 for r in met["options"])
     assert {r["candidate"] for r in met["options"]} == {"defaults", "int8-ef32", "int8-ef32-ondisk"}
     for name, twin in (("int8", "int8-ef32"), ("int8-ondisk", "int8-ef32-ondisk")):
         e, t = met["estimates"][name], met["estimates"][twin]
