@@ -221,6 +221,22 @@ def test_inner_product_unit_norms_says_cosine(tmp_path):
     assert not any("cosine" in w for w in FaissSource(str(p)).info().warnings)
 
 
+def test_a_huge_finite_vector_is_not_an_overflow(tmp_path):
+    """A finite row whose squared norm overflows float32 (3e20) has its real norm: no numpy RuntimeWarning, and the
+    unit-norm check is false, not fooled."""
+    import warnings
+
+    xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    xn[5] = 3e20
+    index = faiss.IndexFlatIP(D)
+    index.add(xn)
+    faiss.write_index(index, str(tmp_path / "ip.index"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        info = FaissSource(str(tmp_path / "ip.index")).info()
+    assert info.distance == "dot" and not any("cosine" in w for w in info.warnings)
+
+
 # -- ids: IDMap and remove_ids ----------------------------------------------------------------------------
 
 

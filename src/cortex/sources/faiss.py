@@ -31,7 +31,7 @@ import numpy as np
 import orjson
 
 from cortex.errors import SourceError
-from cortex.sources.base import Batch, Source, SourceInfo, check_exists, even_ranges, parse_distance, require
+from cortex.sources.base import Batch, Source, SourceInfo, check_exists, even_ranges, parse_distance, require, row_norms
 
 SUFFIXES = (".index", ".faiss")
 _DUMMY = (1 << 20).to_bytes(8, "little")  # write_index_header writes this twice after ntotal
@@ -293,7 +293,7 @@ class FaissSource(Source):
             if distance is None and not self.options.distance:
                 raise SourceError(f"{self.path}: the index uses faiss metric_type {plan.metric}, which has no Qdrant "
                                   "equivalent; pass --distance cosine|dot|euclid|manhattan to choose one")
-            norms = np.linalg.norm(sample, axis=1)
+            norms = row_norms(sample)
             if distance == "dot" and len(norms) and np.all(np.abs(norms - 1) < 1e-3):
                 warnings.append(f"inner-product index whose sampled vectors ({len(norms)}) all have norm 1: the data "
                                 "looks cosine-normalized, so 'cosine' is equivalent to 'dot' here")
@@ -627,7 +627,7 @@ def _sq_error(faiss: Any, sq: Any, sample: np.ndarray, plan: _Plan) -> str:
         vdiff = np.full(d, tr[1]) if uniform and len(tr) >= 2 else tr[d:2 * d] if len(tr) >= 2 * d else None
         if vdiff is not None and len(sample):
             rms = float(np.sqrt(np.sum((vdiff / levels[qt]) ** 2 / 12)))
-            norm = float(np.linalg.norm(sample, axis=1).mean()) or 1.0
+            norm = float(row_norms(sample).mean()) or 1.0
             return (f"{qname} ({levels[qt]} levels per dimension): expected mean relative error about "
                     f"{rms / norm:.2%} (quantization step from the trained ranges, over {len(sample)} sampled "
                     "vectors)")

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from cortex.errors import SourceError
-from cortex.sources.base import Batch, Source, SourceInfo, check_exists, parse_distance, require
+from cortex.sources.base import Batch, Source, SourceInfo, check_exists, parse_distance, require, row_norms
 
 HEADER = struct.Struct("<QQQQQQiIQQQdQ")  # 96 bytes
 DELETE_BIT = 1 << 16  # DELETE_MARK (0x01) on byte 2 of the uint32 link-list header
@@ -146,7 +146,7 @@ class HnswlibSource(Source):
                               "nothing to migrate")
         head = rec[:SAMPLE]
         sample = np.asarray(head["vec"][(head["ll"] & DELETE_BIT) == 0], np.float32)
-        unit = len(sample) > 0 and bool(np.all(np.abs(np.linalg.norm(sample, axis=1) - 1) < 1e-3))
+        unit = len(sample) > 0 and bool(np.all(np.abs(row_norms(sample) - 1) < 1e-3))
         warnings: list[str] = []
         if self.options.distance:
             distance = parse_distance(self.options.distance, self.path)

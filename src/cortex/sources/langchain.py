@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from cortex.errors import SourceError
-from cortex.sources.base import Batch, Rejected, Source, SourceInfo, check_exists, plain, require
+from cortex.sources.base import Batch, Rejected, Source, SourceInfo, check_exists, plain, require, row_norms
 
 TEXT_FIELD = "page_content"
 DEFAULT_INDEX_NAME = "index"
@@ -225,7 +225,7 @@ class LangChainFaissSource(Source):
         dist = self._distance(index)
         if dist == "dot":
             sample = self._vectors(index, 0, min(n, 1000))
-            norms = np.linalg.norm(sample, axis=1)
+            norms = row_norms(sample)
             if np.allclose(norms, 1.0, atol=1e-3):
                 warnings.append("vectors are unit length (LangChain's COSINE strategy or normalize_L2): dot "
                                 "equals cosine here; pass --distance cosine to say so in Qdrant")
