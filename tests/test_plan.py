@@ -33,12 +33,12 @@ def _jsonl(path, rows):
 
 
 def _deferred_ef_only_where_needed(d):
-    """hnsw_ef 512 is measured (on the shard its trial kept) only for a candidate whose lower hnsw_ef all fall short
-    of the recall goal; never on the half-sample builds."""
+    """hnsw_ef 384 and 512 are measured (on the shard its trial kept) only for a candidate whose lower hnsw_ef all
+    fall short of the recall goal; never on the half-sample builds."""
     for t in d["trials"]:
         efs = [s["params"]["hnsw_ef"] for s in t["searches"]]
         met = any(r["projected_recall"] >= d["min_recall"] for r in d["options"] if r["candidate"] == t["name"])
-        assert efs == ([64, 128, 256] if "@" in t["name"] or met else [64, 128, 256, 512]), t["name"]
+        assert efs == ([64, 128, 256] if "@" in t["name"] or met else [64, 128, 256, 384, 512]), t["name"]
 
 
 def test_inventory_counts_ids_duplicates_bad_vectors_and_schema(tmp_path):
@@ -259,7 +259,8 @@ def test_on_disk_variants_are_derived_from_their_in_ram_siblings_build(tmp_path)
     from cortex.plan.tune import candidates, siblings
 
     allc = candidates("c", 32, "cosine", measure_all=True)
-    assert siblings(allc) == {"int8-ondisk": "int8", "int8-ef32-ondisk": "int8-ef32"}
+    assert siblings(allc) == {"int8-ondisk": "int8", "int8-ef32-ondisk": "int8-ef32",
+                              "int8-ef20-ondisk": "int8-ef20"}
     assert siblings(candidates("c", 32, "cosine", quick=True)) == {}  # int8-ef32-ondisk alone: built itself
     np.save(tmp_path / "v.npy", _clustered(1200, 32, seed=3))
     res = api.plan(str(tmp_path / "v.npy"), sample=400, num_queries=40, candidates=["int8", "int8-ondisk"])
@@ -395,40 +396,45 @@ def test_time_estimate_scales_the_candidates_own_build_as_n_log_n_and_adds_read_
 
 
 def test_a_dearer_graph_is_built_only_when_the_cheaper_one_falls_short(tmp_path):
-    """int8 at ef_construct 100 has int8-ef32's graph size (same RAM and disk) and a dearer build, so it can only
-    be chosen when int8-ef32 misses the recall goal: by default it is built only then (so is its on-disk twin's
-    figures); its estimate is int8-ef32's under its own settings."""
+    """int8 at ef_construct 100 and 32 have int8-ef20's graph size (same RAM and disk) and a dearer build, so they
+    can only be chosen when int8-ef20 misses the recall goal: by default they are built only then, one rung at a
+    time (so are their on-disk twins' figures); until then their estimate is int8-ef20's under their own
+    settings."""
     from cortex import api
     from cortex.plan.tune import candidates, dominated, siblings
 
     cands = candidates("c", 32, "cosine")
-    assert dominated([c for c in cands if c.name not in siblings(cands)]) == {"int8": "int8-ef32"}
+    assert dominated([c for c in cands if c.name not in siblings(cands)]) == {"int8": "int8-ef20",
+                                                                              "int8-ef32": "int8-ef20"}
     assert dominated([c for c in candidates("c", 32, "cosine", quick=True)]) == {}
     np.save(tmp_path / "v.npy", _clustered(1200, 32, seed=3))
     met = api.plan(str(tmp_path / "v.npy"), sample=400, num_queries=40, min_recall=0.5).to_dict()
-    assert [t["name"] for t in met["trials"]] == ["int8-ef32@200", "defaults", "int8-ef32"]
-    # the goal is met below hnsw_ef 512: no build measured it
+    assert [t["name"] for t in met["trials"]] == ["int8-ef20@200", "defaults", "int8-ef20"]
+    # the goal is met below hnsw_ef 384: no build measured 384 or 512
     assert all([s["params"]["hnsw_ef"] for s in t["searches"]] == [64, 128, 256] for t in met["trials"])
     assert {r["search"]["hnsw_ef"] for r in met["options"]} == {64, 128, 256}
-    # int8-ef32 meets the goal, which is why int8 is not built (which candidate is chosen depends on the measured
-    # load times, so on the machine's load: not asserted)
-    assert met["ok"] and any(r["candidate"] == "int8-ef32" and r["projected_recall"] >= 0.5 for r in met["options"])
-    assert {r["candidate"] for r in met["options"]} == {"defaults", "int8-ef32", "int8-ef32-ondisk"}
-    for name, twin in (("int8", "int8-ef32"), ("int8-ondisk", "int8-ef32-ondisk")):
+    # int8-ef20 meets the goal, which is why int8 and int8-ef32 are not built (which candidate is chosen depends on
+    # the measured load times, so on the machine's load: not asserted)
+    assert met["ok"] and any(r["candidate"] == "int8-ef20" and r["projected_recall"] >= 0.5 for r in met["options"])
+    assert {r["candidate"] for r in met["options"]} == {"defaults", "int8-ef20", "int8-ef20-ondisk"}
+    for name, twin in (("int8", "int8-ef20"), ("int8-ef32", "int8-ef20"), ("int8-ondisk", "int8-ef20-ondisk"),
+                       ("int8-ef32-ondisk", "int8-ef20-ondisk")):
         e, t = met["estimates"][name], met["estimates"][twin]
-        assert e["derived"].startswith("not built: int8-ef32 ") and (e["ram_bytes"], e["disk_bytes"]) == \
+        assert e["derived"].startswith("not built: int8-ef20 ") and (e["ram_bytes"], e["disk_bytes"]) == \
                (t["ram_bytes"], t["disk_bytes"])
     assert met["estimates"]["int8-ondisk"]["ram_bytes"] < met["estimates"]["int8"]["ram_bytes"]
-    # a goal nothing meets: int8-ef32 falls short, so int8 (half and full sample) is built and measured too
+    # a goal nothing meets: int8-ef20 falls short, so int8-ef32 (half and full sample) is built, falls short too,
+    # and then int8
     wd = tmp_path / "wd"
     short = api.plan(str(tmp_path / "v.npy"), sample=400, num_queries=40, min_recall=1.01, workdir=str(wd)).to_dict()
-    assert [t["name"] for t in short["trials"]] == ["int8-ef32@200", "int8@200", "defaults", "int8-ef32", "int8"]
+    assert [t["name"] for t in short["trials"]] == ["int8-ef20@200", "int8-ef32@200", "int8@200", "defaults",
+                                                    "int8-ef20", "int8-ef32", "int8"]
     assert not short["ok"] and short["chosen"] is None and "int8" in {r["candidate"] for r in short["options"]}
-    # nothing meets it at any hnsw_ef: every tunable candidate was searched at 512 too (its on-disk sibling copies
-    # the rows), the half-sample builds stopped at 256; the shards kept for it are gone
+    # nothing meets it at any hnsw_ef: every tunable candidate was searched at 384 and 512 too (its on-disk sibling
+    # copies the rows), the half-sample builds stopped at 256; the shards kept for it are gone
     _deferred_ef_only_where_needed(short)
     assert {r["candidate"] for r in short["options"] if r["search"]["hnsw_ef"] == 512} == \
-           {"defaults", "int8-ef32", "int8", "int8-ef32-ondisk", "int8-ondisk"}
+           {"defaults", "int8-ef20", "int8-ef32", "int8", "int8-ef20-ondisk", "int8-ef32-ondisk", "int8-ondisk"}
     assert "derived" not in short["estimates"]["int8"]
     assert short["estimates"]["int8-ondisk"]["derived"].startswith("derived from int8's build")
     assert all(s["recall"] > 0.5 for t in short["trials"] for s in t["searches"])  # searched the kept shards

@@ -133,8 +133,8 @@ def _plan(source: str, *, source_type: str | None, options: SourceOptions | None
     trials: list[TrialResult] = []
     sib = tune.siblings(cands)  # on-disk variants: no build of their own, their in-RAM sibling's figures
     built = [c for c in cands if c.name not in sib]
-    # a dearer variant of a cheaper graph (int8 at ef_construct 100 behind 32) is built only when the cheaper one
-    # falls short of the recall goal; everything is built when the candidates are named, or with --all
+    # a dearer variant of a cheaper graph (int8 at ef_construct 100 and 32 behind 20) is built only when the
+    # cheaper one falls short of the recall goal; everything is built when the candidates are named, or with --all
     later = {} if (measure_all or candidates) else tune.dominated(built)
     first = [c for c in built if c.name not in later]
     # the half-sample build (fixed costs, how build time and recall change with size): the cheapest int8 build
@@ -210,12 +210,13 @@ def _plan(source: str, *, source_type: str | None, options: SourceOptions | None
 
         measure(first)
         ev = evaluate()
-        short = sorted({d for d in later.values() if not ev.meets(d, min_recall)})
-        if short:
+        # up the ladder: while a cheaper graph falls short, build the next dearer one it held back
+        while short := sorted({d for d in later.values() if not ev.meets(d, min_recall)}):
+            rungs = tune.next_rungs(later, short, built)
             say(f"      {', '.join(short)} fell short of recall@{k} {min_recall}: building "
-                f"{', '.join(b for b, d in later.items() if d in short)} too ...")
-            later = {b: d for b, d in later.items() if d not in short}
-            measure([c for c in built if c.name not in later and c.name not in {t.name for t in trials}])
+                f"{', '.join(rungs.values())} too ...")
+            later = {b: rungs.get(d, d) for b, d in later.items() if b not in rungs.values()}
+            measure([c for c in built if c.name in rungs.values()])
             ev = evaluate()
     finally:
         if own_dir:

@@ -19,7 +19,7 @@ from cortex.collection_config import (
 from cortex.errors import CortexError
 from cortex.plan.experiment import Candidate, TrialResult
 
-EFS = (64, 128, 256, 512)  # query-time hnsw_ef measured on the builds
+EFS = (64, 128, 256, 384, 512)  # query-time hnsw_ef measured on the builds
 EAGER_EF = 256  # above it, a tunable candidate's searches are measured only when needed: see deferred()
 
 
@@ -29,13 +29,15 @@ def _searches(rescore: QuantizationSearch | None = None, efs: tuple[int, ...] = 
 
 OPTIMIZE_FOR = ("balanced", "time", "memory")
 QUICK = ("defaults", "int8", "int8-ef32-ondisk")
+DEFAULT = ("defaults", "int8", "int8-ef32", "int8-ef20", "int8-ondisk", "int8-ef32-ondisk", "int8-ef20-ondisk")
 DERIVED = ("m32", "float16", "binary")  # estimated from the defaults' measured components unless ``measure_all``
 
 
 def candidates(name: str, dim: int, distance: str, *, quick: bool = False, only: list[str] | None = None,
                measure_all: bool = False) -> list[Candidate]:
     """The candidates to build on the sample. Default: Qdrant's defaults, and scalar int8 with rescoring at
-    ef_construct 100 / 32 with the vectors in RAM / on disk; int8 m 8, int8 ef_construct 64 and the
+    ef_construct 100 / 32 / 20 with the vectors in RAM / on disk (a dearer graph built only when the cheaper one
+    falls short of the recall goal: :func:`dominated`); int8 m 8, int8 ef_construct 64 and the
     estimate-only variants (m 32, float16 storage, binary quantization) only with ``measure_all`` (otherwise
     m 32, float16 and binary are derived from the defaults' build: :func:`cortex.plan.estimate.derive`).
     ``quick``: defaults, int8 and int8 ef_construct 32 on disk;
@@ -57,11 +59,17 @@ def candidates(name: str, dim: int, distance: str, *, quick: bool = False, only:
         Candidate("int8-ef32", cc(hnsw=HnswConfig(m=16, ef_construct=32), quantization=int8), _searches(rescore2),
                   "int8 + rescore with a cheap graph build (ef_construct 32): about half the build time of int8, "
                   "needs a higher hnsw_ef for the same recall"),
+        Candidate("int8-ef20", cc(hnsw=HnswConfig(m=16, ef_construct=20), quantization=int8), _searches(rescore2),
+                  "int8 + rescore with the cheapest graph build (ef_construct 20): needs hnsw_ef 384-512 for the "
+                  "recall int8-ef32 has at 256"),
         Candidate("int8-ondisk", cc(vectors=on_disk, hnsw=HnswConfig(m=16, ef_construct=100), quantization=int8),
                   _searches(rescore2), "original vectors on disk (mmap), int8 copy in RAM, rescored from disk"),
         Candidate("int8-ef32-ondisk", cc(vectors=on_disk, hnsw=HnswConfig(m=16, ef_construct=32),
                                          quantization=int8), _searches(rescore2),
                   "ef_construct 32, original vectors on disk, int8 copy in RAM: the least RAM and a fast build"),
+        Candidate("int8-ef20-ondisk", cc(vectors=on_disk, hnsw=HnswConfig(m=16, ef_construct=20),
+                                         quantization=int8), _searches(rescore2),
+                  "ef_construct 20, original vectors on disk, int8 copy in RAM: the least RAM and the fastest build"),
         Candidate("int8-m8", cc(hnsw=HnswConfig(m=8, ef_construct=64), quantization=int8), _searches(rescore2),
                   "int8 + rescore on a sparser graph (m 8, ef_construct 64): a smaller graph"),
         Candidate("int8-ef64", cc(hnsw=HnswConfig(m=16, ef_construct=64), quantization=int8), _searches(rescore2),
@@ -84,7 +92,7 @@ def candidates(name: str, dim: int, distance: str, *, quick: bool = False, only:
         return [c for c in out if c.name == "defaults" or c.name in only]
     if quick:
         return [c for c in out if c.name in QUICK]
-    return out if measure_all else out[:5]
+    return out if measure_all else [c for c in out if c.name in DEFAULT]
 
 
 def deferred(c: Candidate, measure_all: bool = False) -> list[SearchParams]:
@@ -125,6 +133,13 @@ def options(trials: list[TrialResult], cands: list[Candidate], estimates: dict[s
                          "tunable": by_name[t.name].tune, "sample_points": t.points,
                          "derived_from": t.derived_from})
     return rows
+
+
+def next_rungs(later: dict[str, str], short: list[str], built: list[Candidate]) -> dict[str, str]:
+    """For each candidate of ``short`` (built, and falling short of the recall goal): the cheapest of those it held
+    back (``later``: :func:`dominated`), the next rung of its ladder (int8 at ef_construct 20 -> 32 -> 100)."""
+    ef = {c.name: (c.config.hnsw.ef_construct if c.config.hnsw else None) or 100 for c in built}
+    return {d: min((b for b, held_by in later.items() if held_by == d), key=lambda b: ef[b]) for d in short}
 
 
 def graph_key(c: Candidate) -> str:
