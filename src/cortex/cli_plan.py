@@ -40,13 +40,15 @@ def plan(
     measure_all: Annotated[bool, typer.Option("--all", help="Also build int8-m8, int8-ef64, m32, float16 and "
                                               "binary on the sample (by default m32, float16 and binary are "
                                               "estimated from the defaults' measured components, not built), and "
-                                              "int8 even when int8-ef32 (the same memory, a cheaper build) meets "
-                                              "the recall goal; search every build at hnsw_ef 512 too (by default "
-                                              "only a candidate falling short of the goal at 256 and below).")
+                                              "int8 and int8-ef32 even when int8-ef20 (the same memory, a cheaper "
+                                              "build) meets the recall goal; search every build at hnsw_ef 384 and "
+                                              "512 too (by default only a candidate falling short of the goal at 256 "
+                                              "and below).")
                      ] = False,
     candidates: Annotated[str | None, typer.Option("--candidates", help="Comma-separated candidates to measure "
-                                                   "(defaults, int8, int8-ef32, int8-ondisk, int8-ef32-ondisk, "
-                                                   "int8-m8, int8-ef64, m32, float16, binary); Qdrant's defaults "
+                                                   "(defaults, int8, int8-ef32, int8-ef20, int8-ondisk, "
+                                                   "int8-ef32-ondisk, int8-ef20-ondisk, int8-m8, int8-ef64, m32, "
+                                                   "float16, binary); Qdrant's defaults "
                                                    "are always measured.")] = None,
     optimize_for: Annotated[str, typer.Option("--optimize-for", help="What 'cheapest' means among the settings "
                                               "meeting --min-recall: time (projected load + index build), memory "
