@@ -17,7 +17,7 @@ import numpy as np
 from cortex.ids import map_id
 from cortex.layouts.base import Collision, Doc, Layout
 from cortex.layouts.flat import FlatLayout
-from cortex.sources.base import Batch, Rejected, Source, SourceInfo, parse_distance
+from cortex.sources.base import Batch, Rejected, Source, SourceInfo, parse_distance, row_norms
 
 SAMPLE_ROWS = 256  # rows read ahead (once) to choose field names and check vector norms
 
@@ -105,7 +105,7 @@ class LayoutSource(Source):
         vecs = np.asarray(first.vectors, dtype=np.float64)
         vecs = vecs[np.isfinite(vecs).all(axis=1)]
         hint = self.layout.distance_hint(dist) or f"{self.layout.framework} has no setting for {dist} distance"
-        if len(vecs) and np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-3):
+        if len(vecs) and np.allclose(row_norms(vecs), 1.0, atol=1e-3):
             return [f"all {len(vecs)} sampled vectors have norm 1, so cosine ranks them exactly as {dist} does: pass "
                     f"--distance cosine and the app opens the collection with {self.layout.framework}'s defaults "
                     f"(keeping {dist}, the app must open it with {hint})"]

@@ -16,7 +16,7 @@ import numpy as np
 from cortex.ids import map_ids
 from cortex.plan.schema import SchemaScan
 from cortex.seen_ids import SeenIds, id_keys
-from cortex.sources.base import Source, file_fingerprint
+from cortex.sources.base import Source, file_fingerprint, row_norms
 
 MAX_EXAMPLES = 10
 UNIT_TOL = 1e-3
@@ -183,7 +183,7 @@ def scan(source: Source, *, sample: int = 20_000, batch_size: int = 2000, seed: 
         nrm = np.sqrt(np.where(ok, sq, 0))
         big = odd[ok[odd]]
         if len(big):
-            nrm[big] = np.linalg.norm(vecs[big].astype(np.float64), axis=1)
+            nrm[big] = row_norms(vecs[big])
         zero = ok & (nrm == 0)
         inv.zero_vectors += int(zero.sum())
         norms.add(nrm[ok & ~zero])

@@ -138,8 +138,13 @@ def options(trials: list[TrialResult], cands: list[Candidate], estimates: dict[s
 def next_rungs(later: dict[str, str], short: list[str], built: list[Candidate]) -> dict[str, str]:
     """For each candidate of ``short`` (built, and falling short of the recall goal): the cheapest of those it held
     back (``later``: :func:`dominated`), the next rung of its ladder (int8 at ef_construct 20 -> 32 -> 100)."""
-    ef = {c.name: (c.config.hnsw.ef_construct if c.config.hnsw else None) or 100 for c in built}
+    ef = {c.name: _ef_construct(c) for c in built}
     return {d: min((b for b, held_by in later.items() if held_by == d), key=lambda b: ef[b]) for d in short}
+
+
+def _ef_construct(c: Candidate) -> int:
+    """The candidate's HNSW ef_construct (Qdrant's default, 100, when unset)."""
+    return (c.config.hnsw.ef_construct if c.config.hnsw else None) or 100
 
 
 def graph_key(c: Candidate) -> str:
@@ -170,14 +175,11 @@ def dominated(built: list[Candidate]) -> dict[str, str]:
         h = c.config.hnsw.model_copy(update={"ef_construct": None}) if c.config.hnsw else None
         return c.config.model_copy(update={"hnsw": h}).model_dump_json(exclude_none=True)
 
-    def ef(c: Candidate) -> int:
-        return (c.config.hnsw.ef_construct if c.config.hnsw else None) or 100
-
     out = {}
     for b in built:
-        cheaper = [a for a in built if a.tune and key(a) == key(b) and ef(a) < ef(b)]
+        cheaper = [a for a in built if a.tune and key(a) == key(b) and _ef_construct(a) < _ef_construct(b)]
         if b.tune and b.name != "defaults" and cheaper:
-            out[b.name] = min(cheaper, key=ef).name
+            out[b.name] = min(cheaper, key=_ef_construct).name
     return out
 
 

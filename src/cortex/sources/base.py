@@ -264,8 +264,6 @@ def row_norms(vectors: np.ndarray) -> np.ndarray:
     """Each row's L2 norm, in float64: a float32 vector of huge but finite values (3e20) keeps its real norm where
     float32 would overflow to inf (with numpy's RuntimeWarning); a non-finite row's norm is inf or NaN."""
     v = np.asarray(vectors, dtype=np.float64)
-    if v.ndim != 2:
-        return np.zeros(0)
     with np.errstate(invalid="ignore", over="ignore"):
         return np.sqrt(np.einsum("ij,ij->i", v, v))
 
